@@ -1,0 +1,70 @@
+// swift-tools-version:6.0
+// pool64: a PostgreSQL connection-pool proxy. Targets are layered so that arrows point toward pure code:
+//   pool64 (executable) → Pool64Admin, Pool64Core → Pool64Wire, Pool64Resolver, Pool64Stats, CLibPQ
+import PackageDescription
+
+let package = Package(
+    name: "pool64",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "pool64", targets: ["pool64"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+    ],
+    targets: [
+        // libpq, found through pkg-config; used only by the server-connection dialer.
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        // Pure value types shared by the core (which fills them) and the admin server (which renders them).
+        .target(name: "Pool64Stats"),
+        // PostgreSQL v3 frontend decoding / backend encoding. No I/O beyond NIOCore's ByteBuffer.
+        .target(name: "Pool64Wire", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
+        // IPv6-first resolution: DNS stub, NAT64 synthesis (RFC 6052/7050), address policy, Happy Eyeballs.
+        .target(name: "Pool64Resolver"),
+        // Listener, client sessions, pools, libpq dialer and the relay.
+        .target(
+            name: "Pool64Core",
+            dependencies: [
+                "CLibPQ", "Pool64Wire", "Pool64Resolver", "Pool64Stats",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // HTTP admin listener: /healthz /readyz /stats /metrics.
+        .target(
+            name: "Pool64Admin",
+            dependencies: [
+                "Pool64Stats",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        .executableTarget(
+            name: "pool64",
+            dependencies: [
+                "Pool64Core", "Pool64Admin",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        .testTarget(name: "Pool64WireTests", dependencies: ["Pool64Wire"]),
+        .testTarget(name: "Pool64CoreTests", dependencies: ["Pool64Core"]),
+    ]
+)
