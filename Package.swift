@@ -66,5 +66,6 @@ let package = Package(
         ),
         .testTarget(name: "Pool64WireTests", dependencies: ["Pool64Wire"]),
         .testTarget(name: "Pool64CoreTests", dependencies: ["Pool64Core"]),
+        .testTarget(name: "Pool64AdminTests", dependencies: ["Pool64Admin"]),
     ]
 )
