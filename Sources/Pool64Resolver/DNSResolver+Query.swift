@@ -1,0 +1,133 @@
+/// The network half of `DNSResolver.lookup`: nameserver rounds, TCP retry, and turning the
+/// two per-family outcomes into one answer or error.
+extension DNSResolver {
+    func query(_ name: String) -> Result<DNSAnswer, ResolverError> {
+        let config = state.withLock { state in effectiveConfiguration(state.resolvConf) }
+        guard !config.nameservers.isEmpty else {
+            return finish(name, .failure(ResolverError(code: .noNameservers, name: name)), cacheable: false)
+        }
+        let types = [DNSRecordType.aaaa, DNSRecordType.a]
+        var outcomes: [UInt16: DNSQueryOutcome] = [:]
+        var problems: [String] = []
+        var sawTimeout = false
+        var sawFailure = false
+        // resolv.conf(5): each attempt walks the nameservers in order, each with the full
+        // per-attempt timeout; a family that got a definitive answer is not asked again.
+        rounds: for _ in 0..<max(config.attempts, 1) {
+            for server in config.nameservers {
+                let pending = types.filter { outcomes[$0] == nil }
+                if pending.isEmpty { break rounds }
+                let deadline = POSIXSocket.monotonicNanoseconds() + UInt64(config.timeoutMilliseconds) * 1_000_000
+                var results = DNSTransport.exchangeUDP(server: server, name: name, types: pending, deadline: deadline)
+                var tcpRetries = 0
+                for (index, type) in pending.enumerated() where results[index] == .reply(.truncated) {
+                    tcpRetries += 1
+                    results[index] = DNSTransport.exchangeTCP(server: server, name: name, type: type, deadline: deadline)
+                }
+                var timeouts = 0
+                var failures = 0
+                for (type, result) in zip(pending, results) {
+                    switch result {
+                    case .reply(.serverFailure(let rcode)):
+                        failures += 1
+                        problems.append("\(server) rcode \(rcode)")
+                    case .reply(.truncated):
+                        failures += 1
+                        problems.append("\(server) truncated")
+                    case .reply(let outcome):
+                        outcomes[type] = outcome
+                    case .timeout:
+                        timeouts += 1
+                    case .failed(let detail):
+                        failures += 1
+                        problems.append(detail)
+                    }
+                }
+                sawTimeout = sawTimeout || timeouts > 0
+                sawFailure = sawFailure || failures > 0
+                state.withLock {
+                    $0.counters.queries += pending.count + tcpRetries
+                    $0.counters.tcpRetries += tcpRetries
+                    $0.counters.timeouts += timeouts
+                    $0.counters.failures += failures
+                }
+            }
+        }
+        return combine(name, aaaa: outcomes[DNSRecordType.aaaa], a: outcomes[DNSRecordType.a],
+                       problems: problems, sawTimeout: sawTimeout, sawFailure: sawFailure)
+    }
+
+    private func combine(
+        _ name: String, aaaa: DNSQueryOutcome?, a: DNSQueryOutcome?, problems: [String], sawTimeout: Bool,
+        sawFailure: Bool
+    ) -> Result<DNSAnswer, ResolverError> {
+        let clamp = { (ttl: UInt32) in min(max(ttl, self.options.minTTL), self.options.maxTTL) }
+        var ipv6: [IPv6Address] = []
+        var ipv4: [IPv4Address] = []
+        var ipv6TTL: UInt32?
+        var ipv4TTL: UInt32?
+        for outcome in [aaaa, a] {
+            guard case .addresses(let addresses, let ttl)? = outcome else { continue }
+            for address in addresses {
+                switch address {
+                case .v6(let address) where address.isIPv4Mapped:
+                    ipv4.append(address.mappedIPv4!)
+                    ipv4TTL = min(ipv4TTL ?? .max, clamp(ttl))
+                case .v6(let address):
+                    ipv6.append(address)
+                    ipv6TTL = min(ipv6TTL ?? .max, clamp(ttl))
+                case .v4(let address):
+                    ipv4.append(address)
+                    ipv4TTL = min(ipv4TTL ?? .max, clamp(ttl))
+                }
+            }
+        }
+        let bothDefinitive = aaaa != nil && a != nil
+        if !ipv6.isEmpty || !ipv4.isEmpty {
+            let answer = DNSAnswer(name: name, ipv6: ipv6, ipv4: ipv4, ipv6TTL: ipv6TTL, ipv4TTL: ipv4TTL, source: .dns)
+            // One family answered and the other timed out: use it, but do not cache a half
+            // answer, so the next dial asks again for the missing family.
+            return finish(name, .success(answer), cacheable: bothDefinitive)
+        }
+        if bothDefinitive {
+            var negativeTTL: UInt32 = options.negativeTTL
+            var code = ResolverError.Code.noData
+            for outcome in [aaaa, a] {
+                switch outcome {
+                case .nameNotFound(let ttl)?:
+                    code = .nameNotFound
+                    negativeTTL = min(negativeTTL, ttl ?? .max)
+                case .noData(let ttl)?:
+                    negativeTTL = min(negativeTTL, ttl ?? .max)
+                case .addresses?, .serverFailure?, .truncated?, nil:
+                    continue
+                }
+            }
+            let error = ResolverError(code: code, name: name)
+            return finish(name, .failure(error), cacheable: true, negativeTTL: max(negativeTTL, options.minTTL))
+        }
+        let code: ResolverError.Code = sawFailure && !sawTimeout ? .serverFailure : (sawTimeout ? .timeout : .serverFailure)
+        let detail = problems.suffix(3).joined(separator: "; ")
+        return finish(name, .failure(ResolverError(code: code, name: name, detail: detail)), cacheable: false)
+    }
+
+    private func finish(
+        _ name: String, _ result: Result<DNSAnswer, ResolverError>, cacheable: Bool, negativeTTL: UInt32 = 0
+    ) -> Result<DNSAnswer, ResolverError> {
+        let now = options.clock.now()
+        state.withLock { state in
+            switch result {
+            case .success(let answer):
+                if cacheable { state.cache.store(answer, now: now) }
+            case .failure(let error):
+                if error.code == .nameNotFound || error.code == .noData {
+                    state.counters.negativeAnswers += 1
+                } else {
+                    state.counters.failedLookups += 1
+                }
+                if cacheable { state.cache.storeNegative(error, ttl: negativeTTL, now: now) }
+            }
+        }
+        return result
+    }
+}
