@@ -1,0 +1,166 @@
+"""Static checks of docker/: the Dockerfile, compose.yaml and k8s.yaml agree with pool64's defaults.
+
+No Docker engine runs on the test machines, so these files are only parsed, never run. Needs PyYAML
+(Debian package python3-yaml).
+"""
+
+import ipaddress
+import pathlib
+import re
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DOCKER = ROOT / "docker"
+LISTEN_PORT = 6432
+ADMIN_PORT = 9090
+
+
+def load_compose():
+    return yaml.safe_load((DOCKER / "compose.yaml").read_text())
+
+
+def load_k8s():
+    return [doc for doc in yaml.safe_load_all((DOCKER / "k8s.yaml").read_text()) if doc]
+
+
+def pool64_services(compose):
+    return {name: svc for name, svc in compose["services"].items() if name.startswith("pool64")}
+
+
+def env_of(service):
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return env
+
+
+def flag(args, name):
+    if name in args:
+        return args[args.index(name) + 1]
+    return None
+
+
+def runtime_stage(dockerfile_text):
+    stages = re.split(r"(?im)^FROM\s", dockerfile_text)
+    return stages[-1]
+
+
+# ---- Dockerfile ---------------------------------------------------------------------------------------------------
+
+
+def test_dockerfile_is_multi_stage_and_builds_static_release():
+    text = (DOCKER / "Dockerfile").read_text()
+    froms = re.findall(r"(?im)^FROM\s+(\S+)", text)
+    assert len(froms) >= 2
+    assert froms[0].startswith("swift:")
+    assert froms[-1].startswith("debian:bookworm-slim")
+    assert "libpq-dev" in text
+    assert re.search(r"swift build -c release --product pool64 --static-swift-stdlib", text)
+
+
+def test_dockerfile_runtime_installs_libpq5_and_runs_as_non_root():
+    runtime = runtime_stage((DOCKER / "Dockerfile").read_text())
+    assert re.search(r"apt-get install[^\n]*\blibpq5\b", runtime)
+    assert "ca-certificates" in runtime
+    users = re.findall(r"(?im)^USER\s+(\S+)", runtime)
+    assert users, "runtime stage must set USER"
+    assert users[-1].split(":")[0] not in ("root", "0")
+
+
+def test_dockerfile_exposes_ports_and_healthchecks_readyz():
+    runtime = runtime_stage((DOCKER / "Dockerfile").read_text())
+    exposed = re.search(r"(?im)^EXPOSE\s+(.+)$", runtime)
+    assert exposed and {str(LISTEN_PORT), str(ADMIN_PORT)} <= set(exposed.group(1).split())
+    healthcheck = re.search(r"(?ims)^HEALTHCHECK\b.*?CMD\s+(.+?)(?:\n\S|\Z)", runtime)
+    assert healthcheck, "runtime stage must have a HEALTHCHECK"
+    probe = healthcheck.group(1)
+    assert f"http://[::1]:{ADMIN_PORT}/readyz" in probe
+    assert f"http://127.0.0.1:{ADMIN_PORT}/readyz" in probe
+
+
+# ---- compose.yaml -------------------------------------------------------------------------------------------------
+
+
+def test_compose_network_is_ipv6_with_own_ula_subnet():
+    compose = load_compose()
+    networks = compose["networks"]
+    assert any(net.get("enable_ipv6") is True for net in networks.values())
+    for net in networks.values():
+        if not net.get("enable_ipv6"):
+            continue
+        v6 = [
+            ipaddress.ip_network(cfg["subnet"])
+            for cfg in net["ipam"]["config"]
+            if ipaddress.ip_network(cfg["subnet"]).version == 6
+        ]
+        assert v6, "an IPv6 network needs an IPv6 subnet"
+        for subnet in v6:
+            assert subnet.subnet_of(ipaddress.ip_network("fd00::/8"))
+            assert subnet != ipaddress.ip_network("fd00::/64")
+
+
+def test_compose_has_postgres_15_and_two_projects():
+    compose = load_compose()
+    assert compose["services"]["postgres"]["image"].startswith("postgres:15")
+    services = pool64_services(compose)
+    assert len(services) == 2
+    projects = []
+    for svc in services.values():
+        args = svc.get("command", [])
+        projects.append(flag(args, "--project") or env_of(svc).get("POOL64_PROJECT"))
+    assert sorted(projects) == ["alpha", "beta"]
+
+
+def test_compose_each_pool64_has_its_own_database_url_and_project():
+    services = pool64_services(load_compose())
+    urls = set()
+    for name, svc in services.items():
+        env = env_of(svc)
+        assert env.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")), name
+        urls.add(env["DATABASE_URL"])
+        project = flag(svc.get("command", []), "--project")
+        assert env.get("POOL64_PROJECT") in (None, project), name
+        assert project in env["DATABASE_URL"], name
+    assert len(urls) == len(services)
+
+
+def test_compose_ports_and_healthchecks_use_defaults():
+    services = pool64_services(load_compose())
+    published = []
+    for name, svc in services.items():
+        args = svc.get("command", [])
+        assert flag(args, "--listen") in (None, f"[::]:{LISTEN_PORT}")
+        assert flag(args, "--admin-listen") in (None, f"[::]:{ADMIN_PORT}")
+        targets = {int(str(p).rsplit(":", 1)[1]) for p in svc["ports"]}
+        assert targets == {LISTEN_PORT, ADMIN_PORT}, name
+        published += [str(p).rsplit(":", 1)[0] for p in svc["ports"]]
+        test = svc["healthcheck"]["test"]
+        test = " ".join(test) if isinstance(test, list) else test
+        assert f":{ADMIN_PORT}/readyz" in test, name
+    assert len(published) == len(set(published)), "host ports must not collide"
+
+
+# ---- k8s.yaml -----------------------------------------------------------------------------------------------------
+
+
+def test_k8s_service_is_dual_stack_with_default_ports():
+    services = [doc for doc in load_k8s() if doc["kind"] == "Service"]
+    assert len(services) == 1
+    spec = services[0]["spec"]
+    assert spec["ipFamilyPolicy"] in ("PreferDualStack", "RequireDualStack")
+    assert {p["port"] for p in spec["ports"]} == {LISTEN_PORT, ADMIN_PORT}
+
+
+def test_k8s_deployment_probes_env_and_secret():
+    deployments = [doc for doc in load_k8s() if doc["kind"] == "Deployment"]
+    assert len(deployments) == 1
+    container = deployments[0]["spec"]["template"]["spec"]["containers"][0]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": ADMIN_PORT}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": ADMIN_PORT}
+    assert {p["containerPort"] for p in container["ports"]} == {LISTEN_PORT, ADMIN_PORT}
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POOL64_PROJECT"]["value"]
+    assert "secretKeyRef" in env["DATABASE_URL"]["valueFrom"]
+    pod = deployments[0]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
