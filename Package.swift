@@ -66,6 +66,7 @@ let package = Package(
         ),
         .testTarget(name: "Pool64WireTests", dependencies: ["Pool64Wire"]),
         .testTarget(name: "Pool64CoreTests", dependencies: ["Pool64Core"]),
+        .testTarget(name: "Pool64ResolverTests", dependencies: ["Pool64Resolver"]),
         .testTarget(name: "Pool64AdminTests", dependencies: ["Pool64Admin"]),
     ]
 )
