@@ -68,5 +68,8 @@ let package = Package(
         .testTarget(name: "Pool64CoreTests", dependencies: ["Pool64Core"]),
         .testTarget(name: "Pool64ResolverTests", dependencies: ["Pool64Resolver"]),
         .testTarget(name: "Pool64AdminTests", dependencies: ["Pool64Admin"]),
+        .target(name: "CPool64TLS", dependencies: ["CLibPQ"], linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        .target(name: "Pool64ServerTLS", dependencies: ["CPool64TLS", "CLibPQ", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(name: "Pool64ServerTLSTests", dependencies: ["Pool64ServerTLS", "CLibPQ", .product(name: "NIOPosix", package: "swift-nio")]),
     ]
 )

@@ -1,1 +1,3 @@
-print("pool64")
+import Pool64Core
+
+await Pool64Command.main()

@@ -1,0 +1,263 @@
+/// Every setting pool64 runs with, validated. Built from one flat `[key: value]` map that merges, in rising
+/// priority, the optional config file, `POOL64_*` environment variables and command-line flags
+/// (see `ConfigurationLoader`). Keys are the flag names without dashes in front (`pool-size`).
+public struct Configuration: Sendable, Equatable {
+    /// How long a client keeps a server connection.
+    public enum PoolMode: String, Sendable {
+        /// Leased per transaction, returned at ReadyForQuery `I`.
+        case transaction
+        /// Leased for the client's lifetime, reset with `DISCARD ALL` afterwards.
+        case session
+    }
+
+    /// How clients prove who they are.
+    public enum AuthType: String, Sendable {
+        case scramSHA256 = "scram-sha-256"
+        case md5
+        case trust
+    }
+
+    /// Log line format.
+    public enum LogFormat: String, Sendable {
+        case text, json
+    }
+
+    public var listen: [String] = ["[::]:6432"]
+    public var adminListen: [String] = ["[::]:9090"]
+    public var databaseURL: String = ""
+    public var poolMode: PoolMode = .transaction
+    public var poolSize = 20
+    public var minPoolSize = 0
+    public var maxClientConnections = 10_000
+    /// Seconds a client may wait for a server connection.
+    public var queryWaitTimeout: Double = 120
+    public var serverLifetime: Double = 3600
+    public var serverIdleTimeout: Double = 600
+    /// 0 disables.
+    public var clientIdleTimeout: Double = 0
+    /// Seconds a client may take from connect to finished authentication.
+    public var clientLoginTimeout: Double = 60
+    public var authType: AuthType = .scramSHA256
+    public var authFile: String? = nil
+    public var tlsCertificate: String? = nil
+    public var tlsKey: String? = nil
+    public var project = "default"
+    public var logLevel = "info"
+    public var logFormat: LogFormat = .text
+    public var ipPolicy = "ipv6-first"
+    public var nat64Prefix = "64:ff9b::/96"
+    /// RFC 8305 "Connection Attempt Delay", seconds.
+    public var happyEyeballsDelay: Double = 0.25
+    public var dnsTTLCap: Double = 300
+    public var adminToken: String? = nil
+    public var shutdownTimeout: Double = 30
+    /// Per server connection, protocol-level prepared statements kept (LRU) in transaction mode.
+    public var maxPreparedStatements = 1000
+    /// Largest frontend message accepted, bytes.
+    public var maxMessageSize = 256 * 1024 * 1024
+
+    public init() {}
+
+    /// Every key the loader accepts, with a one-line description for `--help` and docs.
+    public static let keys: [(key: String, help: String)] = [
+        ("listen", "PostgreSQL listen addresses, comma separated ([::]:6432)"),
+        ("admin-listen", "HTTP admin listen addresses, comma separated ([::]:9090)"),
+        ("database-url", "libpq URL or key=value string of the database (DATABASE_URL)"),
+        ("pool-mode", "transaction | session"),
+        ("pool-size", "server connections per (database, user) pool"),
+        ("min-pool-size", "server connections kept open even when idle"),
+        ("max-client-conn", "client connections accepted at once; beyond it 53300"),
+        ("query-wait-timeout", "seconds a client waits for a server connection"),
+        ("server-lifetime", "seconds after which an idle server connection is replaced"),
+        ("server-idle-timeout", "seconds an unused server connection stays open"),
+        ("client-idle-timeout", "seconds an idle client stays connected (0 = forever)"),
+        ("client-login-timeout", "seconds a client has to finish startup and authentication"),
+        ("auth-type", "scram-sha-256 | md5 | trust"),
+        ("auth-file", "PgBouncer-style userlist: \"user\" \"secret\" lines"),
+        ("tls-cert", "PEM certificate for TLS to clients"),
+        ("tls-key", "PEM private key for TLS to clients"),
+        ("project", "project id labelling logs and metrics"),
+        ("log-level", "trace | debug | info | notice | warning | error | critical"),
+        ("log-format", "text | json"),
+        ("ip-policy", "ipv6-first | ipv4 | ipv6-only"),
+        ("nat64-prefix", "NAT64 prefix (64:ff9b::/96), auto (RFC 7050) or off"),
+        ("happy-eyeballs-delay", "seconds between connection attempts (RFC 8305)"),
+        ("dns-ttl-cap", "longest seconds a DNS answer is cached"),
+        ("admin-token", "bearer token required by /stats and /metrics"),
+        ("shutdown-timeout", "seconds SIGTERM waits for running transactions"),
+        ("max-prepared-statements", "prepared statements cached per server connection"),
+        ("max-message-size", "largest client message accepted, bytes"),
+    ]
+
+    /// Builds a configuration from merged settings; throws naming the first unknown or invalid key.
+    public init(settings: [String: String]) throws(ConfigurationError) {
+        let known = Set(Self.keys.map(\.key))
+        for key in settings.keys.sorted() where !known.contains(key) {
+            throw ConfigurationError(key: key, value: settings[key]!, reason: "unknown setting")
+        }
+        func list(_ v: String) -> [String] {
+            v.split(separator: ",").map { $0.trimmingCharacters() }.filter { !$0.isEmpty }
+        }
+        func int(_ key: String, _ v: String, min: Int) throws(ConfigurationError) -> Int {
+            guard let n = Int(v.trimmingCharacters()), n >= min else {
+                throw ConfigurationError(key: key, value: v, reason: "expected an integer ≥ \(min)")
+            }
+            return n
+        }
+        func seconds(_ key: String, _ v: String) throws(ConfigurationError) -> Double {
+            var s = v.trimmingCharacters()
+            var scale = 1.0
+            if s.hasSuffix("ms") {
+                scale = 0.001
+                s.removeLast(2)
+            } else if s.hasSuffix("s") {
+                s.removeLast()
+            }
+            guard let n = Double(s), n >= 0, n.isFinite else {
+                throw ConfigurationError(key: key, value: v, reason: "expected seconds (e.g. 30, 2.5, 250ms)")
+            }
+            return n * scale
+        }
+        for (key, value) in settings {
+            switch key {
+            case "listen":
+                listen = list(value)
+                if listen.isEmpty { throw ConfigurationError(key: key, value: value, reason: "no address") }
+            case "admin-listen": adminListen = list(value)
+            case "database-url": databaseURL = value
+            case "pool-mode":
+                guard let m = PoolMode(rawValue: value) else {
+                    throw ConfigurationError(key: key, value: value, reason: "expected transaction or session")
+                }
+                poolMode = m
+            case "pool-size": poolSize = try int(key, value, min: 1)
+            case "min-pool-size": minPoolSize = try int(key, value, min: 0)
+            case "max-client-conn": maxClientConnections = try int(key, value, min: 1)
+            case "query-wait-timeout": queryWaitTimeout = try seconds(key, value)
+            case "server-lifetime": serverLifetime = try seconds(key, value)
+            case "server-idle-timeout": serverIdleTimeout = try seconds(key, value)
+            case "client-idle-timeout": clientIdleTimeout = try seconds(key, value)
+            case "client-login-timeout": clientLoginTimeout = try seconds(key, value)
+            case "auth-type":
+                guard let a = AuthType(rawValue: value.lowercased()) else {
+                    throw ConfigurationError(key: key, value: value, reason: "expected scram-sha-256, md5 or trust")
+                }
+                authType = a
+            case "auth-file": authFile = value.isEmpty ? nil : value
+            case "tls-cert": tlsCertificate = value.isEmpty ? nil : value
+            case "tls-key": tlsKey = value.isEmpty ? nil : value
+            case "project":
+                guard !value.isEmpty else { throw ConfigurationError(key: key, value: value, reason: "empty") }
+                project = value
+            case "log-level":
+                let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+                guard levels.contains(value.lowercased()) else {
+                    throw ConfigurationError(key: key, value: value, reason: "expected one of \(levels)")
+                }
+                logLevel = value.lowercased()
+            case "log-format":
+                guard let f = LogFormat(rawValue: value) else {
+                    throw ConfigurationError(key: key, value: value, reason: "expected text or json")
+                }
+                logFormat = f
+            case "ip-policy":
+                guard ["ipv6-first", "ipv4", "ipv6-only"].contains(value) else {
+                    throw ConfigurationError(key: key, value: value, reason: "expected ipv6-first, ipv4 or ipv6-only")
+                }
+                ipPolicy = value
+            case "nat64-prefix": nat64Prefix = value
+            case "happy-eyeballs-delay": happyEyeballsDelay = try seconds(key, value)
+            case "dns-ttl-cap": dnsTTLCap = try seconds(key, value)
+            case "admin-token": adminToken = value.isEmpty ? nil : value
+            case "shutdown-timeout": shutdownTimeout = try seconds(key, value)
+            case "max-prepared-statements": maxPreparedStatements = try int(key, value, min: 1)
+            case "max-message-size": maxMessageSize = try int(key, value, min: 1024)
+            default:
+                throw ConfigurationError(key: key, value: value, reason: "unknown setting")
+            }
+        }
+        if minPoolSize > poolSize {
+            throw ConfigurationError(
+                key: "min-pool-size", value: String(minPoolSize), reason: "larger than pool-size \(poolSize)")
+        }
+        if (tlsCertificate == nil) != (tlsKey == nil) {
+            throw ConfigurationError(key: "tls-cert", value: tlsCertificate ?? "", reason: "tls-cert and tls-key go together")
+        }
+        if databaseURL.isEmpty {
+            throw ConfigurationError(key: "database-url", value: "", reason: "required (or set DATABASE_URL)")
+        }
+        do {
+            _ = try ConnectionString(parsing: databaseURL)
+        } catch {
+            throw ConfigurationError(key: "database-url", value: "(hidden)", reason: error.description)
+        }
+    }
+}
+
+/// A setting that is unknown or has an invalid value. Startup stops with this message.
+public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var key: String
+    public var value: String
+    public var reason: String
+    public init(key: String, value: String, reason: String) {
+        self.key = key
+        self.value = value
+        self.reason = reason
+    }
+    public var description: String { "invalid setting \(key)=\(value): \(reason)" }
+}
+
+/// Merges the config file, the environment and flags into the flat settings map `Configuration` validates.
+public enum ConfigurationLoader {
+    /// Parses `key = value` lines (`#` comments, optional quotes, `_` or `-` in keys).
+    public static func parseFile(_ text: String) throws(ConfigurationError) -> [String: String] {
+        var out: [String: String] = [:]
+        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters()
+            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
+            guard let eq = line.firstIndex(of: "=") else {
+                throw ConfigurationError(key: "line \(n + 1)", value: String(line), reason: "expected key = value")
+            }
+            let key = normalize(String(line[..<eq]))
+            var value = String(line[line.index(after: eq)...]).trimmingCharacters()
+            if value.count >= 2, let f = value.first, f == "\"" || f == "'", value.last == f {
+                value = String(value.dropFirst().dropLast())
+            }
+            out[key] = value
+        }
+        return out
+    }
+
+    /// Settings from `POOL64_*` variables (`POOL64_POOL_SIZE` → `pool-size`) and `DATABASE_URL`.
+    public static func fromEnvironment(_ env: [String: String]) -> [String: String] {
+        var out: [String: String] = [:]
+        for (k, v) in env where k.hasPrefix("POOL64_") {
+            let key = normalize(String(k.dropFirst("POOL64_".count)))
+            if key == "config" { continue }
+            out[key] = v
+        }
+        if let url = env["DATABASE_URL"], out["database-url"] == nil { out["database-url"] = url }
+        return out
+    }
+
+    /// `POOL_SIZE`, `pool_size` and `pool-size` all become `pool-size`.
+    public static func normalize(_ key: String) -> String {
+        String(key.trimmingCharacters().lowercased().map { $0 == "_" ? "-" : $0 })
+    }
+
+    /// file < environment < flags.
+    public static func merge(file: [String: String], environment: [String: String], flags: [String: String])
+        -> [String: String]
+    {
+        file.merging(environment) { $1 }.merging(flags) { $1 }
+    }
+}
+
+extension StringProtocol {
+    func trimmingCharacters() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" || f == "\r" { s.removeFirst() }
+        while let l = s.last, l == " " || l == "\t" || l == "\r" { s.removeLast() }
+        return String(s)
+    }
+}

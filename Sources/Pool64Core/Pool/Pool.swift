@@ -1,0 +1,390 @@
+import Logging
+import NIOCore
+import Pool64Stats
+import Pool64Wire
+
+/// Identifies a pool: PgBouncer's (database, user) pair.
+struct PoolKey: Hashable, Sendable {
+    var database: String
+    var user: String
+}
+
+/// Server connections for one (database, user), and the clients waiting for them. Confined to the proxy event loop;
+/// its lists are its state, so SHOW POOLS-style counts are cheap reads (pgbouncer `src/objects.c`).
+final class Pool {
+    let key: PoolKey
+    unowned let proxy: ProxyCore
+    var logger: Logger
+
+    private(set) var idle: [ServerConnection] = []
+    private(set) var all: [Int: ServerConnection] = [:]
+    var waiters = CircularBuffer<ClientSession>()
+    var welcomeWaiters: [ClientSession] = []
+    /// `/readyz` checks waiting for a dial result.
+    var probes: [ReadinessProbe] = []
+    var dialing = 0
+    /// Parameters new clients are welcomed with, from the first server connection.
+    var template: [String: String]?
+    var lastDialError: (message: String, sqlstate: String)?
+    var nextDialAllowed = NIODeadline.uptimeNanoseconds(0)
+    var clients = 0
+    var pinnedClients = 0
+    /// Protocol-level statement text → server-side name, shared by clients of this pool.
+    private var statementNames: [String: String] = [:]
+    private var nextStatementID = 0
+    var stats: PoolSnapshot
+    var xactHistogram = LatencyHistogram()
+    var waitHistogram = LatencyHistogram()
+    let metrics: PoolMetrics
+
+    init(key: PoolKey, proxy: ProxyCore) {
+        self.key = key
+        self.proxy = proxy
+        var l = proxy.logger
+        l[metadataKey: "db"] = .string(key.database)
+        l[metadataKey: "user"] = .string(key.user)
+        logger = l
+        stats = PoolSnapshot(database: key.database, user: key.user, poolMode: proxy.config.poolMode.rawValue)
+        metrics = PoolMetrics(project: proxy.config.project, database: key.database, user: key.user)
+    }
+
+    var activeCount: Int { all.values.reduce(0) { $0 + ($1.state == .active ? 1 : 0) } }
+
+    /// Server name for a (query, parameter types) pair, the same for every client of this pool.
+    func serverStatementName(query: String, types: [UInt32]) -> String {
+        let k = types.isEmpty ? query : query + "\u{0}" + types.map(String.init).joined(separator: ",")
+        if let n = statementNames[k] { return n }
+        nextStatementID += 1
+        let n = "pool64_\(nextStatementID)"
+        statementNames[k] = n
+        return n
+    }
+
+    // MARK: Welcome parameters
+
+    /// Calls back when the pool knows the parameters to welcome clients with (needs one server connection).
+    func awaitWelcome(_ client: ClientSession) {
+        if template != nil {
+            client.welcomeReady()
+            return
+        }
+        welcomeWaiters.append(client)
+        launchDials()
+    }
+
+    // MARK: Leasing
+
+    /// A client needs a server connection.
+    func acquire(_ client: ClientSession) {
+        if let server = popIdle() {
+            attach(server, to: client)
+            return
+        }
+        client.waitStarted = .now()
+        waiters.append(client)
+        launchDials()
+    }
+
+    private func popIdle() -> ServerConnection? {
+        while let s = idle.popLast() {
+            if s.state == .idle { return s }
+        }
+        return nil
+    }
+
+    /// Removes a client that gave up waiting.
+    func cancelWait(_ client: ClientSession) {
+        if let i = waiters.firstIndex(where: { $0 === client }) { waiters.remove(at: i) }
+        welcomeWaiters.removeAll { $0 === client }
+    }
+
+    private func attach(_ server: ServerConnection, to client: ClientSession) {
+        server.state = .active
+        server.client = client
+        server.lastUsed = .now()
+        if let started = client.waitStarted {
+            let waited = UInt64((NIODeadline.now() - started).nanoseconds / 1000)
+            stats.totalWaitTimeUs &+= waited
+            waitHistogram.record(micros: waited)
+            metrics.recordWait(nanoseconds: Int64(waited * 1000))
+            client.waitStarted = nil
+        }
+        client.attached(server)
+    }
+
+    /// The client is done with `server` (transaction finished, or the client left).
+    /// `needsReset` asks for `DISCARD ALL` first (session mode, pinned clients).
+    func release(_ server: ServerConnection, needsReset: Bool) {
+        server.client = nil
+        guard server.state == .active else { return }
+        if proxy.draining || server.tracker.isIdle == false {
+            // A connection still inside a transaction or mid-response is never handed to anyone else.
+            closeServer(server, reason: proxy.draining ? "draining" : "released while busy")
+            return
+        }
+        if needsReset {
+            server.state = .resetting
+            var q = server.context?.channel.allocator.buffer(capacity: 32) ?? ByteBuffer()
+            q.writeQuery("DISCARD ALL")
+            server.write(&q)
+            var sink = ByteBuffer()
+            server.tracker.expect(.query(swallow: true), out: &sink)
+            server.flush()
+            return
+        }
+        checkIn(server)
+    }
+
+    /// A server connection is free: give it to the longest waiter, or put it in the idle list.
+    func checkIn(_ server: ServerConnection) {
+        let now = NIODeadline.now()
+        if proxy.config.serverLifetime > 0,
+            now - server.createdAt > .nanoseconds(Int64(proxy.config.serverLifetime * 1e9))
+        {
+            closeServer(server, reason: "server lifetime reached")
+            launchDials()
+            return
+        }
+        server.state = .idle
+        server.lastUsed = now
+        if let client = waiters.popFirst() {
+            attach(server, to: client)
+        } else {
+            idle.append(server)
+        }
+    }
+
+    func closeServer(_ server: ServerConnection, reason: String) {
+        guard server.state != .closed else { return }
+        logger.debug("closing server connection", metadata: ["server": "\(server.id)", "reason": "\(reason)"])
+        server.close()
+        all.removeValue(forKey: server.id)
+        idle.removeAll { $0 === server }
+        proxy.countClose(reason)
+    }
+
+    /// The server connection broke or closed.
+    func serverLost(_ server: ServerConnection, reason: String) {
+        guard server.state != .closed else { return }
+        let client = server.client
+        server.client = nil
+        closeServer(server, reason: reason)
+        if let client {
+            client.serverLost(
+                ErrorFields.fatal("08006", "server connection lost", detail: reason))
+        }
+        launchDials()
+    }
+
+    // MARK: Dialing
+
+    /// Starts dials while clients wait and the pool has room.
+    func launchDials() {
+        let wanted = max(waiters.count, welcomeWaiters.isEmpty ? 0 : 1, proxy.config.minPoolSize - all.count)
+        guard wanted > 0, !proxy.draining else { return }
+        guard NIODeadline.now() >= nextDialAllowed else { return }
+        while dialing < wanted, dialing + all.count < proxy.config.poolSize {
+            dialing += 1
+            stats.svLogin = dialing
+            proxy.dial(for: self)
+        }
+    }
+
+    /// A dial succeeded; the connection is on the proxy loop with its channel set up.
+    func dialSucceeded(_ server: ServerConnection, route: String, tried: [String]) {
+        dialing -= 1
+        stats.svLogin = dialing
+        stats.totalServerConnections &+= 1
+        lastDialError = nil
+        if stats.route != route {
+            logger.info("route in use", metadata: ["route": "\(route)", "address": "\(server.address)"])
+        }
+        stats.route = route
+        stats.serverAddress = server.address
+        stats.addressesTried = tried
+        all[server.id] = server
+        if template == nil {
+            template = server.initialParameters
+        }
+        let welcome = welcomeWaiters
+        welcomeWaiters = []
+        for c in welcome { c.welcomeReady() }
+        completeProbes(Readiness(ready: true))
+        checkIn(server)
+    }
+
+    /// A dial failed: clients waiting for this pool get the error when no connection can serve them.
+    func dialFailed(_ message: String, sqlstate: String) {
+        dialing -= 1
+        stats.svLogin = dialing
+        stats.serverConnectFailures &+= 1
+        lastDialError = (message, sqlstate)
+        nextDialAllowed = .now() + .seconds(1)
+        logger.warning("server connection failed", metadata: ["error": "\(message)"])
+        completeProbes(Readiness(ready: false, reason: message))
+        guard all.isEmpty else { return }
+        let error = ErrorFields.fatal(sqlstate, message)
+        let welcome = welcomeWaiters
+        welcomeWaiters = []
+        for c in welcome { c.fail(error, reason: "server unavailable") }
+        while let c = waiters.popFirst() { c.fail(error, reason: "server unavailable") }
+    }
+
+    /// A dial for `/readyz` even when no client waits (the pool may be empty after an outage).
+    func launchProbeDial() {
+        guard dialing + all.count < proxy.config.poolSize, !proxy.draining else {
+            completeProbes(Readiness(ready: false, reason: proxy.draining ? "draining" : "pool full and busy"))
+            return
+        }
+        dialing += 1
+        proxy.dial(for: self)
+    }
+
+    func completeProbes(_ r: Readiness) {
+        let p = probes
+        probes = []
+        for x in p { x.complete(r) }
+    }
+
+    // MARK: Relay, server → client
+
+    /// Bytes from a server connection: route each message through its tracker to the attached client.
+    func serverBytes(_ server: ServerConnection, _ buffer: ByteBuffer) {
+        server.framer.append(buffer)
+        while true {
+            let frame: MessageFramer.Frame?
+            do {
+                frame = try server.framer.next()
+            } catch {
+                serverLost(server, reason: "invalid message from server: \(error)")
+                return
+            }
+            guard let frame else { return }
+            switch frame {
+            case .piece(_, let bytes, _):
+                if !server.tracker.isSwallowing, let client = server.client { client.sendToClient(bytes) }
+            case .message(let type, let bytes):
+                serverMessage(server, type: type, frame: bytes)
+                if server.state == .closed { return }
+            }
+        }
+    }
+
+    private func serverMessage(_ server: ServerConnection, type: UInt8, frame: ByteBuffer) {
+        var status: UInt8 = 0
+        switch type {
+        case BackendType.readyForQuery:
+            status = frame.getInteger(at: frame.readerIndex + 5, as: UInt8.self) ?? 0
+        case BackendType.parameterStatus:
+            if let (name, value) = BackendMessageReader.parameterStatus(frame.getSlice(at: frame.readerIndex + 5, length: frame.readableBytes - 5)!) {
+                server.parameters[name] = value
+                if let client = server.client {
+                    // During pool64's own SETs, adopt the server's spelling of a value the client asked for
+                    // (`ISO` → `ISO, MDY`) so the next lease does not SET it again.
+                    if !server.tracker.isSwallowing || client.parameters[name] != nil {
+                        client.parameterChanged(name, value)
+                    }
+                }
+            }
+        case BackendType.errorResponse:
+            let body = frame.getSlice(at: frame.readerIndex + 5, length: frame.readableBytes - 5)!
+            let code = BackendMessageReader.sqlstate(ofErrorBody: body) ?? "XX000"
+            stats.errorsBySqlstateClass[String(code.prefix(2)), default: 0] &+= 1
+            if server.tracker.isSwallowing {
+                logger.warning(
+                    "pool64's own query failed on server", metadata: ["server": "\(server.id)", "sqlstate": "\(code)"])
+            }
+        default:
+            break
+        }
+        let decision = server.tracker.receive(type, readyStatus: status)
+        guard let client = server.client else {
+            if type == BackendType.readyForQuery && server.state == .resetting && server.tracker.isIdle {
+                server.parameters = server.initialParameters
+                server.prepared.removeAll()
+                checkIn(server)
+            }
+            return
+        }
+        if decision == .forward { client.sendToClient(frame) }
+        client.emitFakes(from: server)
+        if type == BackendType.readyForQuery {
+            client.readyForQuery(server, forwarded: decision == .forward)
+        }
+    }
+}
+
+extension Pool {
+    var allServers: [ServerConnection] { Array(all.values) }
+
+    /// Once a second: close idle connections past their idle timeout or lifetime, time out waiting clients, keep
+    /// the minimum pool size.
+    func maintain(now: NIODeadline) {
+        let config = proxy.config
+        let idleLimit = TimeAmount.nanoseconds(Int64(config.serverIdleTimeout * 1e9))
+        let lifetime = TimeAmount.nanoseconds(Int64(config.serverLifetime * 1e9))
+        for s in idle where s.state == .idle {
+            if config.serverLifetime > 0 && now - s.createdAt > lifetime {
+                closeServer(s, reason: "server lifetime reached")
+            } else if config.serverIdleTimeout > 0 && now - s.lastUsed > idleLimit && all.count > config.minPoolSize {
+                closeServer(s, reason: "server idle timeout")
+            }
+        }
+        if config.queryWaitTimeout > 0 {
+            let limit = TimeAmount.nanoseconds(Int64(config.queryWaitTimeout * 1e9))
+            while let c = waiters.first, let started = c.waitStarted, now - started > limit {
+                waiters.removeFirst()
+                c.waiting = false
+                c.fail(
+                    ErrorFields.fatal(
+                        "08P01", "query_wait_timeout: no server connection became free in time",
+                        detail: "pool size \(config.poolSize), \(waiters.count) clients still waiting"),
+                    reason: "query wait timeout")
+            }
+        }
+        var maxWait: UInt64 = 0
+        if let c = waiters.first, let started = c.waitStarted {
+            maxWait = UInt64((now - started).nanoseconds / 1000)
+        }
+        stats.maxwaitUs = maxWait
+        launchDials()
+    }
+
+    /// Draining: idle connections close now; busy ones close when released.
+    func drainIdle() {
+        for s in idle { closeServer(s, reason: "draining") }
+    }
+
+    /// SHOW POOLS / SHOW STATS view of this pool.
+    func snapshot(now: NIODeadline) -> PoolSnapshot {
+        var s = stats
+        var active = 0
+        var idleCount = 0
+        var used = 0
+        for server in all.values {
+            switch server.state {
+            case .active: active += 1
+            case .idle: idleCount += 1
+            case .resetting: used += 1
+            case .closed: break
+            }
+        }
+        s.svActive = active
+        s.svIdle = idleCount
+        s.svUsed = used
+        s.svLogin = dialing
+        s.clWaiting = waiters.count
+        s.clActive = active
+        s.clIdle = max(0, clients - active - waiters.count)
+        s.poolSize = proxy.config.poolSize
+        s.pinnedClients = pinnedClients
+        if let c = waiters.first, let started = c.waitStarted {
+            s.maxwaitUs = UInt64((now - started).nanoseconds / 1000)
+        } else {
+            s.maxwaitUs = 0
+        }
+        s.xactLatency = xactHistogram.snapshot
+        s.waitLatency = waitHistogram.snapshot
+        return s
+    }
+}

@@ -1,0 +1,84 @@
+import NIOCore
+import Pool64Wire
+
+/// Follows one server connection's response stream against the requests sent on it (see `Expectation`).
+/// Pure value type: the relay feeds it message types and applies its decisions, so it is tested without sockets.
+struct ResponseTracker {
+    /// What to do with one server message.
+    enum Decision: Equatable {
+        case forward
+        case drop
+    }
+
+    private(set) var expected = CircularBuffer<Expectation>(initialCapacity: 16)
+    /// Status of the last ReadyForQuery.
+    private(set) var transactionStatus: TransactionStatus = .idle
+
+    /// True when no response is outstanding and the server is outside a transaction block.
+    var isIdle: Bool { expected.isEmpty && transactionStatus == .idle }
+
+    /// True while the head request is a query pool64 sent for itself.
+    var isSwallowing: Bool { expected.first == .query(swallow: true) }
+
+    /// Records a request; a fake response with nothing outstanding before it is written to `out` at once.
+    mutating func expect(_ e: Expectation, out: inout ByteBuffer) {
+        expected.append(e)
+        emitReadyFakes(out: &out)
+    }
+
+    /// Writes fake responses that have reached the head of the queue.
+    mutating func emitReadyFakes(out: inout ByteBuffer) {
+        while let head = expected.first, head.isFake {
+            expected.removeFirst()
+            out.writeEmptyMessage(head == .fakeParseComplete ? BackendType.parseComplete : BackendType.closeComplete)
+        }
+    }
+
+    /// Decides the fate of a server message of `type`; for ReadyForQuery pass its status byte.
+    mutating func receive(_ type: UInt8, readyStatus: UInt8 = 0) -> Decision {
+        let swallowing = isSwallowing
+        switch type {
+        case BackendType.readyForQuery:
+            transactionStatus = TransactionStatus(rawValue: readyStatus) ?? .failed
+            if let head = expected.first {
+                // Requests the server skipped after an error never get responses; a ReadyForQuery ends them.
+                while let h = expected.first, !h.isSyncPoint { expected.removeFirst() }
+                _ = head
+                if !expected.isEmpty { expected.removeFirst() }
+            }
+            return swallowing ? .drop : .forward
+        case BackendType.errorResponse:
+            if swallowing { return .drop }
+            // After an error in extended protocol the server discards messages until Sync (PostgreSQL
+            // "Extended Query"): drop expectations up to the next sync point, fakes included.
+            while let h = expected.first, !h.isSyncPoint { expected.removeFirst() }
+            return .forward
+        case BackendType.parseComplete:
+            if case .parse(let swallow)? = expected.first {
+                expected.removeFirst()
+                return swallow ? .drop : .forward
+            }
+            return swallowing ? .drop : .forward
+        case BackendType.bindComplete:
+            if expected.first == .bind { expected.removeFirst() }
+        case BackendType.closeComplete:
+            if case .close(let swallow)? = expected.first {
+                expected.removeFirst()
+                return swallow ? .drop : .forward
+            }
+        case BackendType.rowDescription, BackendType.noData:
+            if expected.first == .describe { expected.removeFirst() }
+        case BackendType.commandComplete, BackendType.emptyQueryResponse, BackendType.portalSuspended:
+            if expected.first == .execute { expected.removeFirst() }
+        default:
+            break
+        }
+        return swallowing ? .drop : .forward
+    }
+
+    /// Forgets everything (the connection was reset or is being closed).
+    mutating func reset() {
+        expected.removeAll()
+        transactionStatus = .idle
+    }
+}

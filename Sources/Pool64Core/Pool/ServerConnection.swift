@@ -1,0 +1,140 @@
+import Logging
+import NIOCore
+import Pool64Wire
+
+/// One authenticated server connection: libpq's handle (kept for TLS state, cancel and teardown) plus the NIO
+/// channel on the duplicated socket that the relay reads and writes. Confined to the proxy event loop.
+final class ServerConnection {
+    /// Lifecycle of a pooled connection; the pool's lists mirror it.
+    enum State {
+        /// In the pool's idle list.
+        case idle
+        /// Leased to a client.
+        case active
+        /// Running `DISCARD ALL` (or parameter resets) before going back to the pool.
+        case resetting
+        case closed
+    }
+
+    let id: Int
+    unowned let pool: Pool
+    let pq: LibPQConnection
+    let cancelHandle: CancelHandle?
+    let address: String
+    let createdAt: NIODeadline
+    var lastUsed: NIODeadline
+    var channel: Channel?
+    var context: ChannelHandlerContext?
+    var state: State = .idle
+    var client: ClientSession?
+    var tracker = ResponseTracker()
+    var framer: MessageFramer
+    /// Parameter values as the server last reported them, and the values startup gave it.
+    var parameters: [String: String]
+    let initialParameters: [String: String]
+    /// Server-side names of prepared statements this connection holds, with a use tick for LRU eviction.
+    var prepared: [String: UInt64] = [:]
+    var preparedTick: UInt64 = 0
+    /// Pending bytes to the server, written at the end of the current read batch.
+    var outbound: ByteBuffer
+
+    init(id: Int, pool: Pool, pq: LibPQConnection, address: String, now: NIODeadline, allocator: ByteBufferAllocator) {
+        self.id = id
+        self.pool = pool
+        self.pq = pq
+        self.address = address
+        cancelHandle = pq.makeCancelHandle()
+        createdAt = now
+        lastUsed = now
+        var params: [String: String] = [:]
+        for name in ServerConnection.reportedParameters {
+            if let v = pq.parameterStatus(name) { params[name] = v }
+        }
+        parameters = params
+        initialParameters = params
+        framer = MessageFramer(
+            maximumMessageSize: Int(Int32.max), streamableTypes: (BackendType.dataRow, BackendType.copyData))
+        outbound = allocator.buffer(capacity: 256)
+    }
+
+    /// Parameters PostgreSQL 15 reports with ParameterStatus (GUC_REPORT), which clients see at startup.
+    static let reportedParameters = [
+        "application_name", "client_encoding", "DateStyle", "default_transaction_read_only", "in_hot_standby",
+        "integer_datetimes", "IntervalStyle", "is_superuser", "server_encoding", "server_version",
+        "session_authorization", "standard_conforming_strings", "TimeZone",
+    ]
+
+    /// Queues bytes to the server.
+    func write(_ buffer: inout ByteBuffer) {
+        outbound.writeBuffer(&buffer)
+    }
+
+    /// Sends queued bytes.
+    func flush() {
+        guard outbound.readableBytes > 0, let context else { return }
+        let out = outbound
+        outbound = context.channel.allocator.buffer(capacity: 256)
+        context.writeAndFlush(NIOAny(out), promise: nil)
+    }
+
+    /// Server-side prepared statement bookkeeping: true when `name` is already prepared here.
+    func hasPrepared(_ name: String) -> Bool {
+        guard prepared[name] != nil else { return false }
+        preparedTick &+= 1
+        prepared[name] = preparedTick
+        return true
+    }
+
+    /// Records `name` as prepared; returns the least recently used name to close when over `limit`.
+    func addPrepared(_ name: String, limit: Int) -> String? {
+        preparedTick &+= 1
+        prepared[name] = preparedTick
+        guard prepared.count > limit else { return nil }
+        var victim: (String, UInt64)? = nil
+        for (k, v) in prepared where k != name {
+            if victim == nil || v < victim!.1 { victim = (k, v) }
+        }
+        if let victim { prepared.removeValue(forKey: victim.0) }
+        return victim?.0
+    }
+
+    /// Closes the channel and libpq's connection.
+    func close() {
+        guard state != .closed else { return }
+        state = .closed
+        if let channel {
+            channel.close(promise: nil)
+        }
+        pq.finish()
+    }
+}
+
+/// Reads the server channel and hands bytes to the relay.
+final class ServerChannelHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let server: ServerConnection
+
+    init(server: ServerConnection) { self.server = server }
+
+    func handlerAdded(context: ChannelHandlerContext) { server.context = context }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        server.pool.serverBytes(server, unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        server.client?.flushToClient()
+        server.flush()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        server.pool.serverLost(server, reason: "server closed the connection")
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        server.pool.serverLost(server, reason: "server connection error: \(error)")
+        context.close(promise: nil)
+    }
+}

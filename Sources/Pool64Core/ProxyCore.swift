@@ -1,0 +1,240 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import Pool64Stats
+import Pool64Wire
+
+/// The proxy's shared state: pools, the cancel-key registry, counters and the dialer. Every mutable field is
+/// confined to one event loop (`loop`), which also runs every client and server channel, so the relay needs no
+/// locks and no thread hops (DESIGN "Facts": hops are the cost to avoid). `@unchecked Sendable` because closures
+/// that capture it hop back onto `loop` before touching anything.
+public final class ProxyCore: @unchecked Sendable {
+    public let config: Configuration
+    public let logger: Logger
+    public let loop: EventLoop
+    let dialer: LibPQDialer
+    let planner: DialPlanner
+    let connectionString: ConnectionString
+    let credentials: CredentialStore
+    let tlsContext: NIOSSLContext?
+    let startedAt = Date()
+
+    var pools: [PoolKey: Pool] = [:]
+    var sessions: [Int32: ClientSession] = [:]
+    var clientCount = 0
+    var counters = GlobalCounters()
+    public private(set) var draining = false
+    var listeners: [String] = []
+    var adminListeners: [String] = []
+    private var nextClientID = 0
+    private var nextServerID = 0
+    private var maintenance: RepeatedTask?
+    private var lastServerSeen = NIODeadline.uptimeNanoseconds(0)
+
+    public init(config: Configuration, loop: EventLoop, logger: Logger, planner: DialPlanner) throws {
+        self.config = config
+        self.loop = loop
+        self.logger = logger
+        self.planner = planner
+        connectionString = try ConnectionString(parsing: config.databaseURL)
+        var store = CredentialStore()
+        if let password = connectionString.password {
+            store.add(.plaintext(user: connectionString.user, password: password))
+        } else {
+            store.add(UserCredential(user: connectionString.user, password: nil, scram: nil, md5: nil))
+        }
+        if let path = config.authFile {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ConfigurationError(key: "auth-file", value: path, reason: "cannot read file")
+            }
+            for c in try CredentialStore.parseAuthFile(text) { store.add(c) }
+        }
+        credentials = store
+        if let cert = config.tlsCertificate, let key = config.tlsKey {
+            let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }
+            let tls = TLSConfiguration.makeServerConfiguration(
+                certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+            tlsContext = try NIOSSLContext(configuration: tls)
+        } else {
+            tlsContext = nil
+        }
+        dialer = LibPQDialer()
+    }
+
+    // MARK: Registry
+
+    func pool(database: String, user: String) -> Pool {
+        let key = PoolKey(database: database, user: user)
+        if let p = pools[key] { return p }
+        let p = Pool(key: key, proxy: self)
+        pools[key] = p
+        return p
+    }
+
+    func newClientID() -> Int {
+        nextClientID += 1
+        return nextClientID
+    }
+
+    /// Gives a welcomed client its BackendKeyData; pool64's own keys, since the client may use many servers.
+    func register(_ session: ClientSession) -> (Int32, Int32) {
+        var pid: Int32
+        repeat { pid = Int32.random(in: 1...Int32.max) } while sessions[pid] != nil
+        sessions[pid] = session
+        return (pid, Int32.random(in: Int32.min...Int32.max))
+    }
+
+    func unregister(_ session: ClientSession, reason: String) {
+        if session.processID != 0, sessions[session.processID] === session { sessions[session.processID] = nil }
+        clientCount -= 1
+        countClose(reason)
+    }
+
+    func countClose(_ reason: String) {
+        counters.closeReasons[reason, default: 0] &+= 1
+    }
+
+    /// A CancelRequest: cancels the query of the client owning the key on whichever server runs it, and nothing else.
+    func cancel(processID: Int32, secretKey: Int32) {
+        guard let s = sessions[processID], s.secretKey == secretKey else {
+            logger.info("cancel request with unknown key")
+            return
+        }
+        guard let server = s.server, let handle = server.cancelHandle else { return }
+        let logger = self.logger
+        // PQcancel blocks (it connects to the server), so it runs off the event loop.
+        DispatchQueue.global().async {
+            if let err = handle.cancel() { logger.info("cancel failed", metadata: ["error": "\(err)"]) }
+        }
+    }
+
+    // MARK: Dialing
+
+    func dial(for pool: Pool) {
+        var base: [String: String] = connectionString.options
+        base["dbname"] = pool.key.database
+        base["user"] = pool.key.user
+        if pool.key.user != connectionString.user {
+            base["password"] = credentials[pool.key.user]?.password
+        }
+        if base["fallback_application_name"] == nil { base["fallback_application_name"] = "pool64" }
+        if base["sslmode"] == nil { base["sslmode"] = ServerTLS.defaultSSLMode }
+        let endpoints = connectionString.endpoints
+        let timeout = Double(base["connect_timeout"] ?? "") ?? 10
+        planner.plan(endpoints: endpoints) { [self] plan in
+            switch plan {
+            case .failure(let error):
+                loop.execute { pool.dialFailed("could not resolve database host: \(error)", sqlstate: "08001") }
+            case .success(let plan):
+                var params = base
+                for (k, v) in plan.overrides { params[k] = v }
+                let list = params.map { ($0.key, $0.value) }
+                dialer.dial(parameters: list, timeout: timeout * Double(max(1, endpoints.count))) { [self] result in
+                    loop.execute { self.dialed(result, pool: pool, plan: plan) }
+                }
+            }
+        }
+    }
+
+    private func dialed(_ result: Result<LibPQConnection, DialError>, pool: Pool, plan: DialPlan) {
+        switch result {
+        case .failure(let e):
+            planner.dialFailed(plan)
+            pool.dialFailed("could not connect to the database: \(e)", sqlstate: Self.sqlstate(forDialError: e.message))
+        case .success(let pq):
+            if draining {
+                pq.finish()
+                pool.dialing -= 1
+                return
+            }
+            if pq.usesTLS && !ServerTLS.supported {
+                pq.finish()
+                pool.dialFailed("server connection uses TLS, which this build cannot relay", sqlstate: "08001")
+                return
+            }
+            pq.drainNotifies()
+            nextServerID += 1
+            let server = ServerConnection(
+                id: nextServerID, pool: pool, pq: pq, address: plan.description, now: .now(),
+                allocator: ByteBufferAllocator())
+            let fd = pq.duplicateSocket()
+            ClientBootstrap(group: loop)
+                .channelInitializer { ch in
+                    ch.eventLoop.makeCompletedFuture {
+                        try ServerTLS.install(on: ch, pq: pq)
+                        try ch.pipeline.syncOperations.addHandler(ServerChannelHandler(server: server))
+                    }
+                }
+                .withConnectedSocket(fd)
+                .hop(to: loop)
+                .whenComplete { [self] r in
+                    switch r {
+                    case .success(let ch):
+                        server.channel = ch
+                        lastServerSeen = .now()
+                        pool.dialSucceeded(server, route: plan.route, tried: plan.tried)
+                    case .failure(let e):
+                        pq.finish()
+                        pool.dialFailed("could not adopt server socket: \(e)", sqlstate: "08006")
+                    }
+                }
+        }
+    }
+
+    /// libpq reports connection failures as text only; map the common ones to the SQLSTATE PostgreSQL would send.
+    static func sqlstate(forDialError message: String) -> String {
+        if message.contains("password authentication failed") { return "28P01" }
+        if message.contains("does not exist") && message.contains("database") { return "3D000" }
+        if message.contains("role") && message.contains("does not exist") { return "28000" }
+        if message.contains("too many") { return "53300" }
+        if message.contains("shutting down") { return "57P03" }
+        if message.contains("no pg_hba.conf entry") { return "28000" }
+        return "08006"
+    }
+
+    // MARK: Lifecycle
+
+    /// Starts the periodic maintenance (timeouts, lifetimes, min pool size).
+    public func start() {
+        maintenance = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] _ in
+            tick()
+        }
+    }
+
+    private func tick() {
+        let now = NIODeadline.now()
+        for pool in pools.values {
+            pool.maintain(now: now)
+        }
+        if config.clientIdleTimeout > 0 {
+            let limit = TimeAmount.nanoseconds(Int64(config.clientIdleTimeout * 1e9))
+            for s in sessions.values where s.server == nil && !s.waiting && now - s.lastActivity > limit {
+                s.fail(ErrorFields.fatal("08P01", "client_idle_timeout"), reason: "client idle timeout")
+            }
+        }
+    }
+
+    /// Stops accepting work: new logins get 57P03, idle servers close, running transactions may finish.
+    public func beginDrain() {
+        draining = true
+        for pool in pools.values { pool.drainIdle() }
+    }
+
+    /// Clients still connected (for the drain wait).
+    public var connectedClients: Int { clientCount }
+
+    /// Ends everything: clients get 57P01, servers close.
+    public func terminateAll() {
+        for s in Array(sessions.values) {
+            s.fail(ErrorFields.fatal("57P01", "terminating connection due to administrator command (pool64 shutting down)"), reason: "shutdown")
+        }
+        for pool in pools.values {
+            while let c = pool.waiters.popFirst() { c.fail(ErrorFields.fatal("57P01", "pool64 shutting down"), reason: "shutdown") }
+            for s in Array(pool.allServers) { pool.closeServer(s, reason: "shutdown") }
+        }
+        maintenance?.cancel()
+        dialer.shutdown()
+    }
+}

@@ -1,0 +1,291 @@
+import NIOCore
+import Pool64Wire
+
+extension ClientSession {
+    /// Frames from the client after startup.
+    func readFrames() {
+        while true {
+            switch phase {
+            case .startup, .welcome, .closed: return
+            case .scram, .md5, .ready: break
+            }
+            let frame: MessageFramer.Frame?
+            do {
+                frame = try framer.next()
+            } catch {
+                proxy.counters.protocolErrors &+= 1
+                logger.info("bad message from client", metadata: ["error": "\(error)"])
+                fail(ErrorFields.fatal(error.sqlstate, "invalid message: \(error)"), reason: "protocol violation")
+                return
+            }
+            guard let frame else { return }
+            if case .ready = phase {
+                handleFrame(frame)
+            } else if case .message(let type, let bytes) = frame, type == FrontendType.password {
+                authMessage(bytes)
+            } else {
+                proxy.counters.protocolErrors &+= 1
+                fail(ErrorFields.fatal("08P01", "expected a password message during authentication"), reason: "protocol violation")
+                return
+            }
+        }
+    }
+
+    private func handleFrame(_ frame: MessageFramer.Frame) {
+        if let server, !waiting {
+            process(frame, server)
+            return
+        }
+        if case .message(let type, _) = frame, type == FrontendType.terminate {
+            closeReason = "client terminated"
+            phase = .closed
+            context.close(promise: nil)
+            return
+        }
+        queued.append(frame)
+        if !waiting, let pool {
+            waiting = true
+            pool.acquire(self)
+        }
+    }
+
+    /// The pool leased `server` to this client.
+    func attached(_ server: ServerConnection) {
+        self.server = server
+        waiting = false
+        synchronizeParameters(server)
+        while let f = queued.popFirst() {
+            guard self.server === server else { break }
+            process(f, server)
+        }
+        server.flush()
+        flushToClient()
+        server.context?.channel.setOption(ChannelOptions.autoRead, value: context.channel.isWritable, promise: nil)
+    }
+
+    /// Makes the server's session parameters match what this client asked for, before its first message.
+    private func synchronizeParameters(_ server: ServerConnection) {
+        var sql = ""
+        for (k, v) in parameters where server.parameters[k] != v {
+            guard Self.isSafeName(k) else { continue }
+            sql += "SET \(k) TO '\(v.replacingOccurrences(of: "'", with: "''"))';"
+            if !ServerConnection.reportedParameters.contains(k) { server.parameters[k] = v }
+        }
+        for (k, v) in server.parameters where parameters[k] == nil && server.initialParameters[k] != v {
+            guard Self.isSafeName(k) else { continue }
+            sql += "RESET \(k);"
+            if server.initialParameters[k] == nil { server.parameters[k] = nil }
+        }
+        guard !sql.isEmpty else { return }
+        var q = context.channel.allocator.buffer(capacity: sql.utf8.count + 8)
+        q.writeQuery(sql)
+        server.write(&q)
+        server.tracker.expect(.query(swallow: true), out: &out)
+    }
+
+    private static func isSafeName(_ k: String) -> Bool {
+        !k.isEmpty && k.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || $0 == 95 || $0 == 46 }
+    }
+
+    /// A ParameterStatus from the server while this client is attached.
+    func parameterChanged(_ name: String, _ value: String) {
+        parameters[name] = value
+    }
+
+    private func write(_ server: ServerConnection, _ frame: ByteBuffer) {
+        var f = frame
+        if f.readableBytes >= 32 * 1024 {
+            server.flush()
+            server.context?.write(NIOAny(f), promise: nil)
+        } else {
+            server.write(&f)
+        }
+    }
+
+    /// Relays one client message to `server`, rewriting statement names in transaction mode.
+    private func process(_ frame: MessageFramer.Frame, _ server: ServerConnection) {
+        guard let pool else { return }
+        if transactionStarted == nil { transactionStarted = .now() }
+        switch frame {
+        case .piece(_, let bytes, _):
+            pool.stats.totalReceived &+= UInt64(bytes.readableBytes)
+            server.flush()
+            server.context?.write(NIOAny(bytes), promise: nil)
+            return
+        case .message(let type, let bytes):
+            pool.stats.totalReceived &+= UInt64(bytes.readableBytes)
+            switch type {
+            case FrontendType.query:
+                if transactionMode { inspect(query: bytes, server) }
+                write(server, bytes)
+                server.tracker.expect(.query(swallow: false), out: &out)
+            case FrontendType.sync:
+                write(server, bytes)
+                server.tracker.expect(.sync, out: &out)
+            case FrontendType.execute:
+                write(server, bytes)
+                server.tracker.expect(.execute, out: &out)
+            case FrontendType.parse, FrontendType.bind, FrontendType.describe, FrontendType.close:
+                if transactionMode {
+                    extended(type, bytes, server)
+                } else {
+                    write(server, bytes)
+                    server.tracker.expect(Self.expectation(for: type), out: &out)
+                }
+            case FrontendType.flush, FrontendType.copyData, FrontendType.copyDone, FrontendType.copyFail:
+                write(server, bytes)
+            case FrontendType.functionCall:
+                write(server, bytes)
+                server.tracker.expect(.query(swallow: false), out: &out)
+            case FrontendType.terminate:
+                closeReason = "client terminated"
+                context.close(promise: nil)
+            default:
+                proxy.counters.protocolErrors &+= 1
+                fail(
+                    ErrorFields.fatal("08P01", "invalid frontend message type \(type)"), reason: "protocol violation")
+            }
+        }
+    }
+
+    private static func expectation(for type: UInt8) -> Expectation {
+        switch type {
+        case FrontendType.parse: return .parse(swallow: false)
+        case FrontendType.bind: return .bind
+        case FrontendType.describe: return .describe
+        default: return .close(swallow: false)
+        }
+    }
+
+    /// Transaction mode: named statements live under pool-wide server names and are prepared on demand on whichever
+    /// server connection runs them (DESIGN decision 2).
+    private func extended(_ type: UInt8, _ bytes: ByteBuffer, _ server: ServerConnection) {
+        let message: FrontendMessage
+        do {
+            message = try FrontendMessage.decode(
+                type: type, body: bytes.getSlice(at: bytes.readerIndex + 5, length: bytes.readableBytes - 5)!)
+        } catch {
+            proxy.counters.protocolErrors &+= 1
+            fail(ErrorFields.fatal("08P01", "invalid message: \(error)"), reason: "protocol violation")
+            return
+        }
+        switch message {
+        case .parse(let name, let query, let types):
+            if let effect = stateEffect(query), effect != .none { apply(effect, server) }
+            guard !name.isEmpty else {
+                write(server, bytes)
+                server.tracker.expect(.parse(swallow: false), out: &out)
+                return
+            }
+            let serverName = pool!.serverStatementName(query: query, types: types)
+            statements[name] = ClientStatement(serverName: serverName, query: query, parameterTypes: types)
+            if server.hasPrepared(serverName) {
+                server.tracker.expect(.fakeParseComplete, out: &out)
+            } else {
+                prepare(serverName, query, types, on: server, swallow: false)
+            }
+        case .bind(let portal, let statement, let rest):
+            guard !statement.isEmpty, let s = ensurePrepared(statement, on: server) else {
+                write(server, bytes)
+                server.tracker.expect(.bind, out: &out)
+                return
+            }
+            var b = context.channel.allocator.buffer(capacity: bytes.readableBytes + 16)
+            b.writeBind(portal: portal, statement: s, rest: rest)
+            server.write(&b)
+            server.tracker.expect(.bind, out: &out)
+        case .describe(let kind, let name):
+            guard kind == UInt8(ascii: "S"), !name.isEmpty, let s = ensurePrepared(name, on: server) else {
+                write(server, bytes)
+                server.tracker.expect(.describe, out: &out)
+                return
+            }
+            var b = context.channel.allocator.buffer(capacity: s.utf8.count + 8)
+            b.writeDescribeOrClose(FrontendType.describe, kind: kind, name: s)
+            server.write(&b)
+            server.tracker.expect(.describe, out: &out)
+        case .close(let kind, let name):
+            if kind == UInt8(ascii: "S"), !name.isEmpty, statements.removeValue(forKey: name) != nil {
+                // The server copy stays for other clients; the LRU closes it when space is needed.
+                server.tracker.expect(.fakeCloseComplete, out: &out)
+                return
+            }
+            write(server, bytes)
+            server.tracker.expect(.close(swallow: false), out: &out)
+        case .execute, .sync, .flush, .query, .terminate, .other:
+            write(server, bytes)
+        }
+    }
+
+    /// The server name of the client's statement, prepared on `server` first when it lacks it.
+    private func ensurePrepared(_ name: String, on server: ServerConnection) -> String? {
+        guard let s = statements[name] else { return nil }
+        if !server.hasPrepared(s.serverName) {
+            prepare(s.serverName, s.query, s.parameterTypes, on: server, swallow: true)
+        }
+        return s.serverName
+    }
+
+    private func prepare(_ serverName: String, _ query: String, _ types: [UInt32], on server: ServerConnection, swallow: Bool) {
+        var b = context.channel.allocator.buffer(capacity: query.utf8.count + serverName.utf8.count + 16)
+        if let victim = server.addPrepared(serverName, limit: proxy.config.maxPreparedStatements) {
+            b.writeDescribeOrClose(FrontendType.close, kind: UInt8(ascii: "S"), name: victim)
+            server.tracker.expect(.close(swallow: true), out: &out)
+        }
+        b.writeParse(name: serverName, query: query, parameterTypes: types)
+        server.write(&b)
+        server.tracker.expect(.parse(swallow: swallow), out: &out)
+    }
+
+    private func inspect(query frame: ByteBuffer, _ server: ServerConnection) {
+        guard let sql = frame.getString(at: frame.readerIndex + 5, length: max(0, frame.readableBytes - 6)) else { return }
+        if let effect = stateEffect(sql), effect != .none { apply(effect, server) }
+    }
+
+    private func stateEffect(_ sql: String) -> SessionStateDetector.Effect? {
+        guard transactionMode else { return nil }
+        return SessionStateDetector.effect(of: sql)
+    }
+
+    private func apply(_ effect: SessionStateDetector.Effect, _ server: ServerConnection) {
+        switch effect {
+        case .none: break
+        case .pin(let why):
+            if !pinned {
+                pinned = true
+                pool?.pinnedClients += 1
+                logger.debug("client pinned to its server connection", metadata: ["why": "\(why)"])
+            }
+        case .discardAll:
+            statements.removeAll()
+            server.prepared.removeAll()
+        case .deallocateAll:
+            statements.removeAll()
+            server.prepared.removeAll()
+        }
+    }
+
+    /// A ReadyForQuery went through `server`: count it, and hand the server back when the transaction is over.
+    func readyForQuery(_ server: ServerConnection, forwarded: Bool) {
+        guard let pool, server.tracker.isIdle || forwarded else { return }
+        if forwarded {
+            pool.stats.totalQueryCount &+= 1
+            pool.metrics.queries.increment()
+        }
+        guard server.tracker.isIdle else { return }
+        if let started = transactionStarted {
+            let us = UInt64((NIODeadline.now() - started).nanoseconds / 1000)
+            pool.stats.totalXactCount &+= 1
+            pool.stats.totalXactTimeUs &+= us
+            pool.stats.totalQueryTimeUs &+= us
+            pool.xactHistogram.record(micros: us)
+            pool.metrics.transactions.increment()
+            pool.metrics.xactDuration.recordNanoseconds(Int64(us * 1000))
+            transactionStarted = nil
+        }
+        if transactionMode && !pinned {
+            self.server = nil
+            pool.release(server, needsReset: false)
+        }
+    }
+}

@@ -1,0 +1,174 @@
+/// Recognises SQL that leaves state in a server session beyond the current transaction (PgBouncer's
+/// transaction-mode caveats), so a transaction-mode client can be pinned to its server connection instead of
+/// leaking that state to the next client. Pure and conservative: unknown forms of the listed commands pin.
+public enum SessionStateDetector {
+    /// What running a query means for session state.
+    public enum Effect: Equatable, Sendable {
+        case none
+        /// The client must keep its server connection; the reason is logged at debug level.
+        case pin(String)
+        /// `DISCARD ALL`: prepared statements and session state are gone on that server.
+        case discardAll
+        /// `DEALLOCATE ALL`: every prepared statement on that server is gone.
+        case deallocateAll
+    }
+
+    /// Parameters the server reports with ParameterStatus; `SET` of these is tracked instead of pinned.
+    static let reportedLowercased: Set<String> = [
+        "application_name", "client_encoding", "datestyle", "intervalstyle", "timezone",
+        "standard_conforming_strings",
+    ]
+
+    /// Scans every statement of `sql` and returns the strongest effect (pin wins).
+    public static func effect(of sql: String) -> Effect {
+        var result = Effect.none
+        let bytes = Array(sql.utf8)
+        if containsSessionFunction(bytes) { return .pin("session-level function call") }
+        for statement in statements(bytes) {
+            let words = leadingWords(statement, count: 4)
+            guard let first = words.first else { continue }
+            switch first {
+            case "set":
+                guard words.count > 1 else { continue }
+                var i = 1
+                if words[1] == "local" { continue }
+                if words[1] == "transaction" { continue }
+                if words[1] == "session" {
+                    guard words.count > 2 else { return .pin("SET SESSION") }
+                    if words[2] == "characteristics" || words[2] == "authorization" { return .pin("SET SESSION \(words[2])") }
+                    i = 2
+                }
+                if words[i] == "role" { return .pin("SET ROLE") }
+                if !reportedLowercased.contains(words[i]) { return .pin("SET \(words[i])") }
+            case "reset":
+                guard words.count > 1 else { continue }
+                if !reportedLowercased.contains(words[1]) { return .pin("RESET \(words[1])") }
+            case "create":
+                if words.dropFirst().prefix(2).contains(where: { $0 == "temp" || $0 == "temporary" }) {
+                    return .pin("CREATE TEMP")
+                }
+            case "prepare": return .pin("PREPARE")
+            case "listen": return .pin("LISTEN")
+            case "load": return .pin("LOAD")
+            case "declare":
+                if containsWords(statement, "with", "hold") { return .pin("DECLARE WITH HOLD") }
+            case "discard":
+                if words.count > 1, words[1] == "all" { result = .discardAll } else { return .pin("DISCARD") }
+            case "deallocate":
+                if words.contains("all") { if result == .none { result = .deallocateAll } } else { return .pin("DEALLOCATE") }
+            default:
+                continue
+            }
+        }
+        return result
+    }
+
+    /// Advisory locks at session level and `set_config` outlive the transaction.
+    static func containsSessionFunction(_ b: [UInt8]) -> Bool {
+        for needle in ["pg_advisory_lock", "pg_try_advisory_lock", "set_config"] {
+            if find(needle, in: b) { return true }
+        }
+        return false
+    }
+
+    private static func find(_ needle: String, in hay: [UInt8]) -> Bool {
+        let n = Array(needle.utf8)
+        guard hay.count >= n.count else { return false }
+        let first = n[0]
+        var i = 0
+        while i <= hay.count - n.count {
+            if hay[i] | 0x20 == first {
+                var j = 1
+                while j < n.count, hay[i + j] | 0x20 == n[j] || (n[j] == UInt8(ascii: "_") && hay[i + j] == n[j]) {
+                    j += 1
+                }
+                if j == n.count { return true }
+            }
+            i += 1
+        }
+        return false
+    }
+
+    /// Splits on `;` outside quotes, dollar quotes and comments.
+    static func statements(_ b: [UInt8]) -> [ArraySlice<UInt8>] {
+        var out: [ArraySlice<UInt8>] = []
+        var start = 0
+        var i = 0
+        while i < b.count {
+            let c = b[i]
+            if c == UInt8(ascii: "'") || c == UInt8(ascii: "\"") {
+                i += 1
+                while i < b.count, b[i] != c { i += 1 }
+            } else if c == UInt8(ascii: "-"), i + 1 < b.count, b[i + 1] == UInt8(ascii: "-") {
+                while i < b.count, b[i] != UInt8(ascii: "\n") { i += 1 }
+            } else if c == UInt8(ascii: "/"), i + 1 < b.count, b[i + 1] == UInt8(ascii: "*") {
+                i += 2
+                while i + 1 < b.count, !(b[i] == UInt8(ascii: "*") && b[i + 1] == UInt8(ascii: "/")) { i += 1 }
+                i += 1
+            } else if c == UInt8(ascii: "$") {
+                // $tag$ … $tag$
+                var j = i + 1
+                while j < b.count, b[j] == UInt8(ascii: "_") || (b[j] | 0x20 >= 97 && b[j] | 0x20 <= 122) { j += 1 }
+                if j < b.count, b[j] == UInt8(ascii: "$") {
+                    let tag = b[i...j]
+                    var k = j + 1
+                    while k + tag.count <= b.count, b[k..<(k + tag.count)] != tag { k += 1 }
+                    i = k + tag.count - 1
+                }
+            } else if c == UInt8(ascii: ";") {
+                out.append(b[start..<i])
+                start = i + 1
+            }
+            i += 1
+        }
+        if start < b.count { out.append(b[start..<min(b.count, max(start, b.count))]) }
+        return out
+    }
+
+    /// The first `count` words of a statement, lowercased, skipping comments; `=` and `(` end a word.
+    static func leadingWords(_ s: ArraySlice<UInt8>, count: Int) -> [String] {
+        var words: [String] = []
+        var i = s.startIndex
+        while i < s.endIndex, words.count < count {
+            let c = s[i]
+            if c == UInt8(ascii: "-"), i + 1 < s.endIndex, s[i + 1] == UInt8(ascii: "-") {
+                while i < s.endIndex, s[i] != UInt8(ascii: "\n") { i += 1 }
+                continue
+            }
+            if c == UInt8(ascii: "/"), i + 1 < s.endIndex, s[i + 1] == UInt8(ascii: "*") {
+                i += 2
+                while i + 1 < s.endIndex, !(s[i] == UInt8(ascii: "*") && s[i + 1] == UInt8(ascii: "/")) { i += 1 }
+                i += 2
+                continue
+            }
+            if isWordByte(c) || c == UInt8(ascii: "\"") {
+                var w: [UInt8] = []
+                if c == UInt8(ascii: "\"") {
+                    i += 1
+                    while i < s.endIndex, s[i] != UInt8(ascii: "\"") { w.append(s[i] | 0x20); i += 1 }
+                    i += 1
+                } else {
+                    while i < s.endIndex, isWordByte(s[i]) || s[i] == UInt8(ascii: ".") {
+                        w.append(s[i] >= 65 && s[i] <= 90 ? s[i] | 0x20 : s[i])
+                        i += 1
+                    }
+                }
+                words.append(String(decoding: w, as: UTF8.self))
+                continue
+            }
+            if c == UInt8(ascii: "=") || c == UInt8(ascii: "(") || c == UInt8(ascii: "'") { break }
+            i += 1
+        }
+        return words
+    }
+
+    private static func containsWords(_ s: ArraySlice<UInt8>, _ a: String, _ b: String) -> Bool {
+        let words = leadingWords(s, count: 64)
+        for i in 0..<max(0, words.count - 1) where words[i] == a && words[i + 1] == b { return true }
+        return false
+    }
+
+    private static func isWordByte(_ c: UInt8) -> Bool {
+        (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c == 95
+    }
+}

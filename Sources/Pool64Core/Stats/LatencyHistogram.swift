@@ -1,0 +1,66 @@
+import CoreMetrics
+import Pool64Stats
+
+/// Log-linear latency histogram in microseconds (16 sub-buckets per power of two, ≤ 6% error), kept where the
+/// events happen so recording is an array increment and percentiles are computed only when someone asks.
+struct LatencyHistogram {
+    private var buckets = [UInt64](repeating: 0, count: 64 * 16)
+    private(set) var count: UInt64 = 0
+
+    private static func index(_ v: UInt64) -> Int {
+        if v < 16 { return Int(v) }
+        let exp = 63 - v.leadingZeroBitCount  // ≥ 4
+        let sub = Int((v >> UInt64(exp - 4)) & 15)
+        return (exp - 3) * 16 + sub
+    }
+
+    private static func lowerBound(_ i: Int) -> Double {
+        if i < 16 { return Double(i) }
+        let exp = i / 16 + 3
+        let sub = i % 16
+        return Double((UInt64(16 + sub)) << UInt64(exp - 4))
+    }
+
+    mutating func record(micros: UInt64) {
+        buckets[Self.index(micros)] &+= 1
+        count &+= 1
+    }
+
+    func percentile(_ p: Double) -> Double {
+        guard count > 0 else { return 0 }
+        let target = UInt64((Double(count) * p).rounded(.up))
+        var seen: UInt64 = 0
+        for (i, c) in buckets.enumerated() where c > 0 {
+            seen += c
+            if seen >= target { return Self.lowerBound(i) }
+        }
+        return 0
+    }
+
+    var snapshot: LatencyPercentiles {
+        LatencyPercentiles(count: count, p50: percentile(0.5), p95: percentile(0.95), p99: percentile(0.99))
+    }
+}
+
+/// swift-metrics handles for one pool (the executable bootstraps the Prometheus backend). Created once per pool so
+/// the relay only increments.
+struct PoolMetrics {
+    let transactions: Counter
+    let queries: Counter
+    let xactDuration: Timer
+    let waitDuration: Timer
+    let bytesReceived: Counter
+    let bytesSent: Counter
+
+    init(project: String, database: String, user: String) {
+        let dims = [("project", project), ("database", database), ("user", user)]
+        transactions = Counter(label: "pool64_transactions_total", dimensions: dims)
+        queries = Counter(label: "pool64_queries_total", dimensions: dims)
+        xactDuration = Timer(label: "pool64_transaction_duration_seconds", dimensions: dims, preferredDisplayUnit: .seconds)
+        waitDuration = Timer(label: "pool64_client_wait_seconds", dimensions: dims, preferredDisplayUnit: .seconds)
+        bytesReceived = Counter(label: "pool64_received_bytes_total", dimensions: dims)
+        bytesSent = Counter(label: "pool64_sent_bytes_total", dimensions: dims)
+    }
+
+    func recordWait(nanoseconds: Int64) { waitDuration.recordNanoseconds(nanoseconds) }
+}

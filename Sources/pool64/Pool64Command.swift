@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Pool64Core
+
+/// The `pool64` command line. Thin by design: gather settings, validate them, bootstrap logging and metrics, run
+/// the services.
+struct Pool64Command: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pool64",
+        abstract: "PostgreSQL connection-pool proxy, IPv6-first.",
+        discussion: "Every option can also be set as POOL64_<NAME> (e.g. POOL64_POOL_SIZE) or in --config FILE.",
+        version: pool64Version)
+
+    @Option(name: .customLong("listen"), help: "PostgreSQL listen address (repeatable) [default [::]:6432]")
+    var listen: [String] = []
+    @Option(name: .customLong("admin-listen"), help: "HTTP admin listen address (repeatable) [default [::]:9090]")
+    var adminListen: [String] = []
+    @Option(name: .customLong("config"), help: "key = value settings file")
+    var configFile: String?
+    @Option(name: .customLong("set"), help: "any setting as key=value (repeatable)")
+    var set: [String] = []
+    @Option(name: .customLong("database-url")) var databaseURL: String?
+    @Option(name: .customLong("pool-mode")) var poolMode: String?
+    @Option(name: .customLong("pool-size")) var poolSize: String?
+    @Option(name: .customLong("min-pool-size")) var minPoolSize: String?
+    @Option(name: .customLong("max-client-conn")) var maxClientConn: String?
+    @Option(name: .customLong("query-wait-timeout")) var queryWaitTimeout: String?
+    @Option(name: .customLong("server-lifetime")) var serverLifetime: String?
+    @Option(name: .customLong("server-idle-timeout")) var serverIdleTimeout: String?
+    @Option(name: .customLong("client-idle-timeout")) var clientIdleTimeout: String?
+    @Option(name: .customLong("client-login-timeout")) var clientLoginTimeout: String?
+    @Option(name: .customLong("auth-type")) var authType: String?
+    @Option(name: .customLong("auth-file")) var authFile: String?
+    @Option(name: .customLong("tls-cert")) var tlsCert: String?
+    @Option(name: .customLong("tls-key")) var tlsKey: String?
+    @Option(name: .customLong("project")) var project: String?
+    @Option(name: .customLong("log-level")) var logLevel: String?
+    @Option(name: .customLong("log-format")) var logFormat: String?
+    @Option(name: .customLong("ip-policy")) var ipPolicy: String?
+    @Option(name: .customLong("nat64-prefix")) var nat64Prefix: String?
+    @Option(name: .customLong("happy-eyeballs-delay")) var happyEyeballsDelay: String?
+    @Option(name: .customLong("dns-ttl-cap")) var dnsTTLCap: String?
+    @Option(name: .customLong("admin-token")) var adminToken: String?
+    @Option(name: .customLong("shutdown-timeout")) var shutdownTimeout: String?
+    @Option(name: .customLong("max-prepared-statements")) var maxPreparedStatements: String?
+    @Option(name: .customLong("max-message-size")) var maxMessageSize: String?
+
+    /// Flags given on the command line, as settings.
+    func flagSettings() -> [String: String] {
+        var s: [String: String] = [:]
+        if !listen.isEmpty { s["listen"] = listen.joined(separator: ",") }
+        if !adminListen.isEmpty { s["admin-listen"] = adminListen.joined(separator: ",") }
+        let pairs: [(String, String?)] = [
+            ("database-url", databaseURL), ("pool-mode", poolMode), ("pool-size", poolSize),
+            ("min-pool-size", minPoolSize), ("max-client-conn", maxClientConn),
+            ("query-wait-timeout", queryWaitTimeout), ("server-lifetime", serverLifetime),
+            ("server-idle-timeout", serverIdleTimeout), ("client-idle-timeout", clientIdleTimeout),
+            ("client-login-timeout", clientLoginTimeout), ("auth-type", authType), ("auth-file", authFile),
+            ("tls-cert", tlsCert), ("tls-key", tlsKey), ("project", project), ("log-level", logLevel),
+            ("log-format", logFormat), ("ip-policy", ipPolicy), ("nat64-prefix", nat64Prefix),
+            ("happy-eyeballs-delay", happyEyeballsDelay), ("dns-ttl-cap", dnsTTLCap), ("admin-token", adminToken),
+            ("shutdown-timeout", shutdownTimeout), ("max-prepared-statements", maxPreparedStatements),
+            ("max-message-size", maxMessageSize),
+        ]
+        for (k, v) in pairs { if let v { s[k] = v } }
+        for kv in set {
+            if let eq = kv.firstIndex(of: "=") {
+                s[ConfigurationLoader.normalize(String(kv[..<eq]))] = String(kv[kv.index(after: eq)...])
+            }
+        }
+        return s
+    }
+
+    /// Reads the file (if any), environment and flags into a validated configuration.
+    func loadConfiguration() throws -> Configuration {
+        let env = ProcessInfo.processInfo.environment
+        var file: [String: String] = [:]
+        if let path = configFile ?? env["POOL64_CONFIG"] {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ValidationError("cannot read config file \(path)")
+            }
+            file = try ConfigurationLoader.parseFile(text)
+        }
+        let merged = ConfigurationLoader.merge(
+            file: file, environment: ConfigurationLoader.fromEnvironment(env), flags: flagSettings())
+        return try Configuration(settings: merged)
+    }
+
+    func run() async throws {
+        let config: Configuration
+        do {
+            config = try loadConfiguration()
+        } catch let e as ConfigurationError {
+            FileHandle.standardError.write(Data("pool64: \(e)\n".utf8))
+            throw ExitCode(2)
+        }
+        try await Runner(config: config, configFile: configFile, flags: flagSettings()).run()
+    }
+}

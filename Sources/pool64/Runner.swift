@@ -1,0 +1,70 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Pool64Core
+import ServiceLifecycle
+
+/// Wires the services together and runs them until SIGTERM/SIGINT.
+struct Runner {
+    let config: Configuration
+    let configFile: String?
+    let flags: [String: String]
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: config.logLevel) ?? .info
+        let project = config.project
+        let json = config.logFormat == .json
+        LoggingSystem.bootstrap { label in
+            var h: LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            h[metadataKey: "project"] = .string(project)
+            return h
+        }
+        let logger = Logger(label: "pool64")
+        // One event loop runs every client and server channel: no locks or hops on the relay (DESIGN "Facts").
+        let proxyGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let proxy = try ProxyCore(
+            config: config, loop: proxyGroup.next(), logger: logger, planner: SystemDialPlanner())
+        let service = ProxyService(proxy: proxy, group: proxyGroup, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: service)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+        try await proxyGroup.shutdownGracefully()
+    }
+}
+
+/// Listens, serves, and drains on graceful shutdown: stop accepting, let transactions finish up to
+/// `shutdown-timeout`, then end every connection with 57P01.
+struct ProxyService: Service {
+    let proxy: ProxyCore
+    let group: EventLoopGroup
+    let logger: Logger
+
+    func run() async throws {
+        let addresses = try proxy.config.listen.map { try ListenAddress(parsing: $0) }
+        let channels = try await Listener.bind(addresses, group: proxy.loop, logger: logger) { ch in
+            proxy.acceptClient(ch)
+        }
+        let bound = channels.compactMap { $0.localAddress.map { ListenAddress.displayPeer(ip: $0.ipAddress, port: $0.port) } }
+        proxy.setListeners(bound, admin: [])
+        proxy.loop.execute { proxy.start() }
+        logger.info("pool64 listening", metadata: ["listen": "\(bound)", "pool_mode": "\(proxy.config.poolMode.rawValue)"])
+        try? await gracefulShutdown()
+        logger.info("draining")
+        for c in channels { try? await c.close() }
+        try await proxy.loop.submit { proxy.beginDrain() }.get()
+        let deadline = Date().addingTimeInterval(proxy.config.shutdownTimeout)
+        while Date() < deadline {
+            let busy = try await proxy.loop.submit { proxy.busyServers }.get()
+            if busy == 0 { break }
+            try? await Task.sleep(nanoseconds: 100_000_000)
+        }
+        try await proxy.loop.submit { proxy.terminateAll() }.get()
+        try? await Task.sleep(nanoseconds: 100_000_000)
+        logger.info("pool64 stopped")
+    }
+}
