@@ -10,7 +10,6 @@ extension DNSResolver {
         var outcomes: [UInt16: DNSQueryOutcome] = [:]
         var problems: [String] = []
         var sawTimeout = false
-        var sawFailure = false
         // resolv.conf(5): each attempt walks the nameservers in order, each with the full
         // per-attempt timeout; a family that got a definitive answer is not asked again.
         rounds: for _ in 0..<max(config.attempts, 1) {
@@ -44,7 +43,6 @@ extension DNSResolver {
                     }
                 }
                 sawTimeout = sawTimeout || timeouts > 0
-                sawFailure = sawFailure || failures > 0
                 state.withLock {
                     $0.counters.queries += pending.count + tcpRetries
                     $0.counters.tcpRetries += tcpRetries
@@ -54,12 +52,11 @@ extension DNSResolver {
             }
         }
         return combine(name, aaaa: outcomes[DNSRecordType.aaaa], a: outcomes[DNSRecordType.a],
-                       problems: problems, sawTimeout: sawTimeout, sawFailure: sawFailure)
+                       problems: problems, sawTimeout: sawTimeout)
     }
 
     private func combine(
-        _ name: String, aaaa: DNSQueryOutcome?, a: DNSQueryOutcome?, problems: [String], sawTimeout: Bool,
-        sawFailure: Bool
+        _ name: String, aaaa: DNSQueryOutcome?, a: DNSQueryOutcome?, problems: [String], sawTimeout: Bool
     ) -> Result<DNSAnswer, ResolverError> {
         let clamp = { (ttl: UInt32) in min(max(ttl, self.options.minTTL), self.options.maxTTL) }
         var ipv6: [IPv6Address] = []
@@ -106,7 +103,8 @@ extension DNSResolver {
             let error = ResolverError(code: code, name: name)
             return finish(name, .failure(error), cacheable: true, negativeTTL: max(negativeTTL, options.minTTL))
         }
-        let code: ResolverError.Code = sawFailure && !sawTimeout ? .serverFailure : (sawTimeout ? .timeout : .serverFailure)
+        // Any silent server makes it a timeout; otherwise every server answered with an error.
+        let code: ResolverError.Code = sawTimeout ? .timeout : .serverFailure
         let detail = problems.suffix(3).joined(separator: "; ")
         return finish(name, .failure(ResolverError(code: code, name: name, detail: detail)), cacheable: false)
     }
