@@ -54,7 +54,7 @@ public final class AdminServer: Sendable {
         self.connections = ConnectionCounter(limit: configuration.maxConnections)
     }
 
-    /// The addresses bound so far (empty before ``bind()``), in configuration order.
+    /// The addresses bound (empty before ``bind()`` and after ``run()`` returns), in configuration order.
     public var boundAddresses: [SocketAddress] {
         self.state.withLock { $0.listeners.compactMap(\.channel.localAddress) }
     }
@@ -99,11 +99,12 @@ public final class AdminServer: Sendable {
     public func run() async throws {
         try await self.bind()
         let listeners = self.state.withLock { state -> [Listener] in
-            let listeners = state.listeners
-            state.listeners = []
-            return listeners
+            guard !state.serving else { return [] }
+            state.serving = true
+            return state.listeners
         }
         guard !listeners.isEmpty else { return }
+        defer { self.state.withLock { $0.listeners = [] } }
         for listener in listeners {
             var logger = self.logger
             logger[metadataKey: AdminLogMetadata.address] = "\(listener.channel.localAddress.map(ListenAddress.render) ?? "?")"
@@ -234,7 +235,9 @@ public final class AdminServer: Sendable {
             case .body(let chunk):
                 bodyBytes += chunk.readableBytes
                 if bodyBytes > self.configuration.maxBodyBytes {
-                    try await Self.write(.payloadTooLarge, version: head?.version ?? .http1_1, keepAlive: false, outbound)
+                    try await Self.write(
+                        .payloadTooLarge, version: head?.version ?? .http1_1, keepAlive: false,
+                        includeBody: head?.method != .HEAD, outbound)
                     return
                 }
             case .end:
@@ -245,7 +248,9 @@ public final class AdminServer: Sendable {
                     target: request.uri,
                     authorization: request.headers.first(name: "authorization")
                 )
-                try await Self.write(response, version: request.version, keepAlive: request.isKeepAlive, outbound)
+                try await Self.write(
+                    response, version: request.version, keepAlive: request.isKeepAlive,
+                    includeBody: request.method != .HEAD, outbound)
                 if !request.isKeepAlive { return }
             }
         }
@@ -255,6 +260,7 @@ public final class AdminServer: Sendable {
         _ response: AdminResponse,
         version: HTTPVersion,
         keepAlive: Bool,
+        includeBody: Bool,
         _ outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
     ) async throws {
         var headers = HTTPHeaders()
@@ -268,9 +274,9 @@ public final class AdminServer: Sendable {
             headers.add(name: "Connection", value: "keep-alive")
         }
         let head = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
-        try await outbound.write(contentsOf: [
-            .head(head), .body(.byteBuffer(ByteBuffer(bytes: response.body))), .end(nil),
-        ])
+        // A response to HEAD carries the headers of the GET answer but never a body (RFC 9110 §9.3.2).
+        let body: [HTTPServerResponsePart] = includeBody ? [.body(.byteBuffer(ByteBuffer(bytes: response.body)))] : []
+        try await outbound.write(contentsOf: [.head(head)] + body + [.end(nil)])
     }
 
     private static func errno(of error: any Error) -> CInt? {
@@ -289,6 +295,7 @@ private final class LockedState: @unchecked Sendable {
     // @unchecked: `value` is only touched under `lock`.
     struct Value {
         var bound = false
+        var serving = false
         var listeners: [AdminServer.Listener] = []
     }
 

@@ -43,9 +43,10 @@ struct AdminServerTests {
                 #expect(post.status == 405)
                 #expect(post.header("allow") == "GET")
 
-                try await connection.send("HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-                let head = try #require(try await connection.readResponse())
-                #expect(head.status == 405)
+                try await connection.send("HEAD /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                let head = try await connection.readRawUntilClosed()
+                #expect(head.hasPrefix("HTTP/1.1 405"))
+                #expect(head.hasSuffix("\r\n\r\n"), "a HEAD response has no body")
             }
         }
     }

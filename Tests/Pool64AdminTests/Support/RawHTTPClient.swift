@@ -83,6 +83,13 @@ final class RawHTTPConnection {
         return true
     }
 
+    /// Everything the server sends until it closes, unparsed.
+    func readRawUntilClosed() async throws -> String {
+        _ = try await self.readUntilClosed()
+        defer { self.buffer = [] }
+        return String(decoding: self.buffer, as: UTF8.self)
+    }
+
     private static func parse(_ bytes: [UInt8]) throws -> (RawHTTPResponse, Int)? {
         let separator: [UInt8] = Array("\r\n\r\n".utf8)
         guard bytes.count >= 4,
