@@ -107,7 +107,8 @@ public final class AdminServer: Sendable {
         defer { self.state.withLock { $0.listeners = [] } }
         for listener in listeners {
             var logger = self.logger
-            logger[metadataKey: AdminLogMetadata.address] = "\(listener.channel.localAddress.map(ListenAddress.render) ?? "?")"
+            logger[metadataKey: AdminLogMetadata.address] =
+                "\(listener.channel.localAddress.map(ListenAddress.render) ?? "?")"
             logger.info("admin listener serving")
         }
         await withTaskCancellationHandler {
@@ -126,8 +127,7 @@ public final class AdminServer: Sendable {
         do {
             return try await self.bindListener(address)
         } catch {
-            let errno = Self.errno(of: error)
-            if address.isIPv6Wildcard, errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL {
+            if Self.shouldFallBackToIPv4(address, after: error) {
                 let fallback = ListenAddress(host: "0.0.0.0", port: address.port)
                 self.logger.warning(
                     "no IPv6 on this host; admin listener falls back to IPv4 only",
@@ -209,7 +209,8 @@ public final class AdminServer: Sendable {
 
     private func serve(_ connection: Connection) async {
         var logger = self.logger
-        logger[metadataKey: AdminLogMetadata.peer] = "\(connection.channel.remoteAddress.map(ListenAddress.render) ?? "?")"
+        logger[metadataKey: AdminLogMetadata.peer] =
+            "\(connection.channel.remoteAddress.map(ListenAddress.render) ?? "?")"
         do {
             try await connection.executeThenClose { inbound, outbound in
                 try await self.exchange(inbound, outbound)
@@ -273,10 +274,18 @@ public final class AdminServer: Sendable {
         } else if version.major == 1 && version.minor == 0 {
             headers.add(name: "Connection", value: "keep-alive")
         }
-        let head = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+        let head = HTTPResponseHead(
+            version: version, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
         // A response to HEAD carries the headers of the GET answer but never a body (RFC 9110 §9.3.2).
         let body: [HTTPServerResponsePart] = includeBody ? [.body(.byteBuffer(ByteBuffer(bytes: response.body)))] : []
         try await outbound.write(contentsOf: [.head(head)] + body + [.end(nil)])
+    }
+
+    /// Whether a failed bind of `address` should be retried on `0.0.0.0`: only the IPv6 wildcard, and only when the
+    /// kernel has no IPv6 (socket family unsupported, or no IPv6 address to bind).
+    static func shouldFallBackToIPv4(_ address: ListenAddress, after error: any Error) -> Bool {
+        let errno = Self.errno(of: error)
+        return address.isIPv6Wildcard && (errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL)
     }
 
     private static func errno(of error: any Error) -> CInt? {

@@ -88,7 +88,7 @@ private final class ResumeOnce<Value: Sendable>: @unchecked Sendable {
                 }
             }
         outcome.continuation?.resume(returning: value)
-        outcome.cleanups.forEach { $0() }
+        for cleanup in outcome.cleanups { cleanup() }
         return outcome.won
     }
 }

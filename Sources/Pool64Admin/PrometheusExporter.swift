@@ -173,7 +173,10 @@ struct Batch {
         self.gauge(M.resolverCacheEntries, Double(resolver.cache.count))
         self.gauge(
             M.resolverInfo, 1,
-            [("policy", resolver.policy), ("nat64_prefix", resolver.nat64Prefix), ("nat64_source", resolver.nat64Source)]
+            [
+                ("policy", resolver.policy), ("nat64_prefix", resolver.nat64Prefix),
+                ("nat64_source", resolver.nat64Source),
+            ]
         )
         for (family, count) in resolver.attemptsByFamily.sorted(by: { $0.key < $1.key }) {
             self.counter(M.resolverAttemptsTotal, Double(count), [("family", family)])

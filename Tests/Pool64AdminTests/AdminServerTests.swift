@@ -185,7 +185,9 @@ struct AdminServerTests {
         try await withAdminServer(.init(listen: ["[::]:0"])) { server, addresses in
             let bound = try #require(addresses.first)
             #expect(bound.ipAddress == "::" || bound.ipAddress == "0.0.0.0")
-            let v4 = try await RawHTTPConnection.with(try clientAddress(bound, ipv4: true)) { try await $0.get("/healthz") }
+            let v4 = try await RawHTTPConnection.with(try clientAddress(bound, ipv4: true)) {
+                try await $0.get("/healthz")
+            }
             #expect(v4.status == 200)
             if bound.ipAddress == "::" {
                 let v6 = try await RawHTTPConnection.with(try clientAddress(bound)) { try await $0.get("/healthz") }

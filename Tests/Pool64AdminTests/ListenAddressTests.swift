@@ -1,3 +1,5 @@
+import Foundation
+import NIOCore
 import Testing
 
 @testable import Pool64Admin
@@ -18,7 +20,9 @@ struct ListenAddressTests {
         #expect(address.isIPv6Wildcard == wildcard)
     }
 
-    @Test("invalid forms name the address", arguments: ["::1:9090", "[::1]", "[::1]:x", "db.example:9090", "1.2.3.4:70000", "9090"])
+    @Test(
+        "invalid forms name the address",
+        arguments: ["::1:9090", "[::1]", "[::1]:x", "db.example:9090", "1.2.3.4:70000", "9090"])
     func invalid(text: String) {
         let error = #expect(throws: AdminServerError.self) { try ListenAddress(parsing: text) }
         #expect(error?.code == .invalidAddress)
@@ -49,5 +53,18 @@ struct ListenAddressTests {
     @Test("an empty configured token means no token")
     func emptyToken() {
         #expect(AdminServer.Configuration(bearerToken: "").bearerToken == nil)
+    }
+
+    @Test("only [::] falls back to 0.0.0.0, and only when the kernel lacks IPv6")
+    func ipv4Fallback() throws {
+        let wildcard = try ListenAddress(parsing: "[::]:9090")
+        let loopback = try ListenAddress(parsing: "[::1]:9090")
+        let noFamily = IOError(errnoCode: EAFNOSUPPORT, reason: "socket")
+        let noAddress = IOError(errnoCode: EADDRNOTAVAIL, reason: "bind")
+        let inUse = IOError(errnoCode: EADDRINUSE, reason: "bind")
+        #expect(AdminServer.shouldFallBackToIPv4(wildcard, after: noFamily))
+        #expect(AdminServer.shouldFallBackToIPv4(wildcard, after: noAddress))
+        #expect(!AdminServer.shouldFallBackToIPv4(wildcard, after: inUse))
+        #expect(!AdminServer.shouldFallBackToIPv4(loopback, after: noFamily))
     }
 }

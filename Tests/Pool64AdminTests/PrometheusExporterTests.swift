@@ -9,7 +9,9 @@ struct PrometheusExporterTests {
     @Test("every pool gauge and counter carries project, database and user")
     func poolSeries() {
         let registry = PrometheusCollectorRegistry()
-        let text = String(decoding: PrometheusExporter(registry: registry).exposition(for: FakeProvider.sampleSnapshot()), as: UTF8.self)
+        let text = String(
+            decoding: PrometheusExporter(registry: registry).exposition(for: FakeProvider.sampleSnapshot()),
+            as: UTF8.self)
         let labels = #"{project="alpha",database="app",user="app_user"}"#
         let expected: [(String, Double)] = [
             ("pool64_cl_active", 3), ("pool64_cl_waiting", 2), ("pool64_cl_idle", 5), ("pool64_sv_active", 3),
@@ -52,7 +54,8 @@ struct PrometheusExporterTests {
         let series = #"pool64_xact_count_total{project="alpha",database="app",user="app_user"}"#
         var values: [Double] = []
         for xacts: UInt64 in [10, 10, 25, 4, 6] {
-            let text = String(decoding: exporter.exposition(for: FakeProvider.sampleSnapshot(xacts: xacts)), as: UTF8.self)
+            let text = String(
+                decoding: exporter.exposition(for: FakeProvider.sampleSnapshot(xacts: xacts)), as: UTF8.self)
             values.append(MetricsText(text).value(series) ?? -1)
         }
         #expect(values == [10, 10, 25, 29, 31])
@@ -82,7 +85,9 @@ struct PrometheusExporterTests {
             descriptor: MetricNameDescriptor(metricName: "pool64_core_events_total", unitName: "", helpText: ""),
             labels: [("project", "alpha")]
         ).increment()
-        let text = String(decoding: PrometheusExporter(registry: registry).exposition(for: FakeProvider.sampleSnapshot()), as: UTF8.self)
+        let text = String(
+            decoding: PrometheusExporter(registry: registry).exposition(for: FakeProvider.sampleSnapshot()),
+            as: UTF8.self)
         #expect(text.contains(#"pool64_core_events_total{project="alpha"} 1"#))
     }
 }

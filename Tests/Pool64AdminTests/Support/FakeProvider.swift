@@ -81,7 +81,10 @@ final class FakeProvider: AdminProvider, @unchecked Sendable {
             adminListeners: ["[::]:9090"], draining: false, poolMode: "transaction")
         let resolver = ResolverSnapshot(
             policy: "ipv6-first", nat64Prefix: "64:ff9b::/96", nat64Source: "configured",
-            cache: [ResolverCacheEntry(name: "db.example", addresses: ["192.0.2.33"], ttlRemainingSeconds: 30, negative: false)],
+            cache: [
+                ResolverCacheEntry(
+                    name: "db.example", addresses: ["192.0.2.33"], ttlRemainingSeconds: 30, negative: false)
+            ],
             attemptsByFamily: ["ipv6": 4], failuresByFamily: ["ipv6": 1])
         let totals = GlobalCounters(
             clientsAccepted: 100, clientsRejected: 2, clientsCurrent: 10, protocolErrors: 1, authFailures: 3,
