@@ -319,6 +319,8 @@ def start_pool64(binary: str, pg: PgServer, mode: str, workdir: str, extra_args:
         log.flush()
         proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 preexec_fn=raise_nofile, cwd=workdir)
+    with open(os.path.join(workdir, "pool64.pid"), "w") as f:
+        f.write(f"{proc.pid}\n")
     proxy = ProxyProcess("pool64", mode, "127.0.0.1", port, admin_port, log_path, proc, workdir, options)
     _wait_ready(proxy, ready_timeout)
     return proxy
@@ -620,10 +622,12 @@ class _Scram:
             raise RuntimeError("server signature mismatch in SCRAM final message")
 
 
-def read_until_closed_or_message(sock: socket.socket, timeout: float) -> tuple[str, bytes]:
-    """Read from a raw socket until it closes or `timeout` passes.
-    Returns ("closed", bytes_received) or ("open", bytes_received)."""
-    sock.settimeout(0.2)
+def read_until_closed_or_message(sock: socket.socket, timeout: float, single_byte: bool = False
+                                 ) -> tuple[str, bytes]:
+    """Read from a raw socket until it closes, or a complete message has arrived (then wait
+    0.5 s more for the close), or `timeout` passes. With single_byte, one byte is enough
+    (SSLRequest / GSSENCRequest answers). Returns ("closed" | "open", bytes_received)."""
+    sock.settimeout(0.1)
     deadline = time.monotonic() + timeout
     data = b""
     while time.monotonic() < deadline:
@@ -631,11 +635,15 @@ def read_until_closed_or_message(sock: socket.socket, timeout: float) -> tuple[s
             chunk = sock.recv(65536)
         except socket.timeout:
             continue
-        except ConnectionResetError:
+        except (ConnectionResetError, BrokenPipeError):
             return "closed", data
         if not chunk:
             return "closed", data
         data += chunk
+        if single_byte:
+            return "open", data
+        if len(data) >= 5 and len(data) >= 1 + struct.unpack("!i", data[1:5])[0]:
+            deadline = min(deadline, time.monotonic() + 0.5)
     return "open", data
 
 

@@ -51,11 +51,11 @@ def test_asyncpg_pool_prepared_concurrent(proxy, pool_mode, request):
     check(asyncio.run(run_pool(proxy, 10, 200)))
 
 
-def test_asyncpg_small_pool_competing(pool64, pool_mode, request):
+def test_asyncpg_small_pool_competing(pool64, request):
     """Ten asyncpg connections over two server connections: statements prepared on one server
     connection must keep working when the next transaction runs on the other."""
     pgbouncer_xfail(request, "asyncpg's statement cache needs prepared statements in transaction mode")
-    proxy = pool64(pool_mode, pool_size=2)
+    proxy = pool64("transaction", pool_size=2, query_wait_timeout=30)
     check(asyncio.run(run_pool(proxy, 10, 200)))
 
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from harness import (GSSENC_REQUEST_CODE, PROTOCOL_3_0, SSL_REQUEST_CODE, WireClient, error_sqlstates,
-                     message, psql, read_until_closed_or_message, startup_message)
+                     message, pgbouncer_xfail, psql, read_until_closed_or_message, startup_message)
 
 
 def raw(proxy) -> socket.socket:
@@ -37,7 +37,9 @@ def assert_closed_or_error(data: bytes, state: str, allowed=("08P01",)):
     b"\x00\x00\x00\x08\xde\xad\xbe\xef",  # right length, unknown request code
     b"\x00\x00\x00\x02",  # length shorter than the length field itself
 ], ids=["http", "binary-noise", "unknown-code", "short-length"])
-def test_garbage_startup(proxy, payload):
+def test_garbage_startup(proxy, payload, request):
+    if payload == b"\x00\x00\x00\x02":
+        pgbouncer_xfail(request, "waits forever on a startup length shorter than 4", modes=("transaction", "session"))
     s = raw(proxy)
     s.sendall(payload)
     state, data = read_until_closed_or_message(s, 5)
@@ -127,10 +129,10 @@ def test_ssl_request_answered_n(proxy):
 def test_gssenc_request_answered_n(proxy):
     s = raw(proxy)
     s.sendall(struct.pack("!ii", 8, GSSENC_REQUEST_CODE))
-    state, data = read_until_closed_or_message(s, 3)
+    state, data = read_until_closed_or_message(s, 5, single_byte=True)
     if data[:1] == b"N":
         s.sendall(startup_message({"user": "app", "database": "appdb"}))
-        state2, data2 = read_until_closed_or_message(s, 3)
+        state2, data2 = read_until_closed_or_message(s, 5)
         assert data2[:1] == b"R", f"expected an authentication request after GSSENC refusal, got {data2[:40]!r}"
     s.close()
     assert data[:1] == b"N", f"GSSENCRequest answered {data[:40]!r} ({state})"

@@ -57,11 +57,11 @@ def test_pgbench_fixed_transaction_count(proxy, pool_mode):
     assert_clean_run(proc, result, expected_total=800)
 
 
-def test_pgbench_prepared_two_scripts_small_pool(pool64, pool_mode, request, tmp_path):
+def test_pgbench_prepared_two_scripts_small_pool(pool64, request, tmp_path):
     """Eight pgbench clients with two prepared scripts over a pool of 2: every Bind is likely to
     land on a server connection where the client never prepared its statement."""
     pgbouncer_xfail(request, "protocol-level prepared statements are not supported in transaction mode")
-    proxy = pool64(pool_mode, pool_size=2)
+    proxy = pool64("transaction", pool_size=2, query_wait_timeout=30)
     a = tmp_path / "a.sql"
     a.write_text("\\set aid random(1, 100000)\n"
                  "SELECT abalance FROM pgbench_accounts WHERE aid = :aid;\n"

@@ -63,7 +63,10 @@ def check_other_clients(proxy, a: WireClient, check):
     ("DateStyle", "SQL, DMY"),
     ("application_name", "leaky"),
 ])
-def test_set_does_not_leak(leak_proxy, pg, setting, value):
+def test_set_does_not_leak(pool64, request, pg, setting, value):
+    # PgBouncer tracks DateStyle, TimeZone and application_name itself, so only some of these leak there.
+    pgbouncer_xfail(request, LEAK_REASON, strict=False)
+    leak_proxy = pool64("transaction", pool_size=1, query_wait_timeout=30)
     expected = baseline(pg, setting)
     a = WireClient(leak_proxy.host, leak_proxy.port)
     a.login()
@@ -74,8 +77,9 @@ def test_set_does_not_leak(leak_proxy, pg, setting, value):
     assert c == expected, f"client C saw A's {setting} = {c!r}"
 
 
-def test_set_keeps_working_for_the_client_that_set_it(leak_proxy):
-    a = WireClient(leak_proxy.host, leak_proxy.port)
+def test_set_keeps_working_for_the_client_that_set_it(pool64):
+    proxy = pool64("transaction", pool_size=1)
+    a = WireClient(proxy.host, proxy.port)
     a.login()
     a.query("set statement_timeout = '4242ms'")
     for _ in range(5):
@@ -143,8 +147,11 @@ def test_listen_does_not_leak(leak_proxy, pg):
     a.query(f"listen {channel}")
 
     def check(x: WireClient):
+        # A NOTIFY on the session B runs on is delivered before ReadyForQuery if that session
+        # listens; one from elsewhere arrives whenever B's connection next reads.
+        x.query(f"notify {channel}, 'from B'")
         with psycopg.connect(pg.app_dsn, autocommit=True) as direct:
-            direct.execute(f"notify {channel}, 'for A only'")
+            direct.execute(f"notify {channel}, 'from elsewhere'")
         time.sleep(0.2)
         x.query("select 1")
         x.query("select 2")
