@@ -113,16 +113,20 @@ class ProxyFactory:
         max_client_conn, ... (see harness.PROXY_OPTION_FLAGS)."""
         workdir = tempfile.mkdtemp(prefix=f"pool64-{PROXY_KIND}-{mode}-")
         extra_args = list(extra_args or [])
-        if PROXY_KIND == "pgbouncer":
-            unknown = [k for k in options if k not in harness.PGBOUNCER_OPTIONS and k != "log_level"]
-            if unknown or extra_args:
-                pytest.skip(f"options {unknown + extra_args} have no PgBouncer equivalent")
-            proxy = harness.start_pgbouncer(self.pg, mode, workdir, extra_args, options)
-        else:
-            if not os.path.exists(POOL64_BIN):
-                pytest.fail(f"pool64 binary not found at {POOL64_BIN} (build it or set POOL64_BIN)",
-                            pytrace=False)
-            proxy = harness.start_pool64(POOL64_BIN, self.pg, mode, workdir, extra_args, options)
+        try:
+            if PROXY_KIND == "pgbouncer":
+                unknown = [k for k in options if k not in harness.PGBOUNCER_OPTIONS and k != "log_level"]
+                if unknown or extra_args:
+                    pytest.skip(f"options {unknown + extra_args} have no PgBouncer equivalent")
+                proxy = harness.start_pgbouncer(self.pg, mode, workdir, extra_args, options)
+            else:
+                if not os.path.exists(POOL64_BIN):
+                    pytest.fail(f"pool64 binary not found at {POOL64_BIN} (build it or set POOL64_BIN)",
+                                pytrace=False)
+                proxy = harness.start_pool64(POOL64_BIN, self.pg, mode, workdir, extra_args, options)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
         self.started.append(proxy)
         _live_proxies.append(proxy)
         return proxy

@@ -138,7 +138,7 @@ class PgServer:
             raise RuntimeError(f"{args[0]} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc
 
-    def init(self) -> None:
+    def init(self, pgbench: bool = True) -> None:
         self.run_as_postgres([
             pg_tool("initdb"), "-D", self.datadir, "-U", "postgres", "--auth-local=trust",
             "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8",
@@ -155,6 +155,8 @@ class PgServer:
         self.start()
         self.superuser_sql(f"CREATE ROLE {APP_USER} LOGIN CREATEDB PASSWORD '{APP_PASSWORD}'")
         self.superuser_sql(f"CREATE DATABASE {APP_DB} OWNER {APP_USER}")
+        if not pgbench:
+            return
         proc = subprocess.run(
             [pg_tool("pgbench"), "-i", "-s", "1", "-q", "-h", self.host, "-p", str(self.port),
              "-U", APP_USER, APP_DB],
@@ -313,7 +315,10 @@ def start_pool64(binary: str, pg: PgServer, mode: str, workdir: str, extra_args:
         args += [PROXY_OPTION_FLAGS[key], str(value)]
     args += extra_args
     log_path = os.path.join(workdir, "pool64.log")
-    env = {**os.environ, "DATABASE_URL": pg.database_url}
+    # pool64 rejects POOL64_* variables it does not know; the harness's own (POOL64_BIN,
+    # POOL64_TEST_*, ...) must not reach it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POOL64_")}
+    env["DATABASE_URL"] = pg.database_url
     with open(log_path, "ab") as log:
         log.write(("$ " + " ".join(args) + "\n").encode())
         log.flush()
