@@ -31,7 +31,6 @@ public final class ProxyCore: @unchecked Sendable {
     private var nextClientID = 0
     private var nextServerID = 0
     private var maintenance: RepeatedTask?
-    private var lastServerSeen = NIODeadline.uptimeNanoseconds(0)
 
     public init(config: Configuration, loop: EventLoop, logger: Logger, planner: DialPlanner) throws {
         self.config = config
@@ -124,26 +123,24 @@ public final class ProxyCore: @unchecked Sendable {
         let endpoints = connectionString.endpoints
         let timeout = Double(base["connect_timeout"] ?? "") ?? 10
         planner.plan(endpoints: endpoints) { [self] plan in
-            switch plan {
-            case .failure(let error):
-                loop.execute { pool.dialFailed("could not resolve database host: \(error)", sqlstate: "08001") }
-            case .success(let plan):
-                var params = base
-                for (k, v) in plan.overrides { params[k] = v }
-                let list = params.map { ($0.key, $0.value) }
-                dialer.dial(parameters: list, timeout: timeout * Double(max(1, endpoints.count))) { [self] result in
-                    loop.execute { self.dialed(result, pool: pool, plan: plan) }
+            loop.execute { [self] in
+                switch plan {
+                case .failure(let error):
+                    pool.dialFailed("could not resolve database host: \(error)", sqlstate: "08001")
+                case .success(let plan):
+                    HappyEyeballsDial(proxy: self, plan: plan, base: base, timeout: timeout) { [self] result in
+                        dialed(result, pool: pool)
+                    }.start()
                 }
             }
         }
     }
 
-    private func dialed(_ result: Result<LibPQConnection, DialError>, pool: Pool, plan: DialPlan) {
+    private func dialed(_ result: Result<(LibPQConnection, DialPlan.Attempt), DialError>, pool: Pool) {
         switch result {
         case .failure(let e):
-            planner.dialFailed(plan)
             pool.dialFailed("could not connect to the database: \(e)", sqlstate: Self.sqlstate(forDialError: e.message))
-        case .success(let pq):
+        case .success(let (pq, attempt)):
             if draining {
                 pq.finish()
                 pool.dialing -= 1
@@ -157,7 +154,7 @@ public final class ProxyCore: @unchecked Sendable {
             pq.drainNotifies()
             nextServerID += 1
             let server = ServerConnection(
-                id: nextServerID, pool: pool, pq: pq, address: plan.description, now: .now(),
+                id: nextServerID, pool: pool, pq: pq, address: attempt.address, now: .now(),
                 allocator: ByteBufferAllocator())
             let fd = pq.duplicateSocket()
             ClientBootstrap(group: loop)
@@ -173,8 +170,7 @@ public final class ProxyCore: @unchecked Sendable {
                     switch r {
                     case .success(let ch):
                         server.channel = ch
-                        lastServerSeen = .now()
-                        pool.dialSucceeded(server, route: plan.route, tried: plan.tried)
+                        pool.dialSucceeded(server, route: attempt.route, tried: [attempt.address])
                     case .failure(let e):
                         pq.finish()
                         pool.dialFailed("could not adopt server socket: \(e)", sqlstate: "08006")

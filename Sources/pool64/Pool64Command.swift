@@ -7,6 +7,7 @@ import Pool64Core
 
 /// The `pool64` command line. Thin by design: gather settings, validate them, bootstrap logging and metrics, run
 /// the services.
+@main
 struct Pool64Command: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pool64",

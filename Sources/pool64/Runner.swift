@@ -25,7 +25,7 @@ struct Runner {
         // One event loop runs every client and server channel: no locks or hops on the relay (DESIGN "Facts").
         let proxyGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let proxy = try ProxyCore(
-            config: config, loop: proxyGroup.next(), logger: logger, planner: SystemDialPlanner())
+            config: config, loop: proxyGroup.next(), logger: logger, planner: try ResolverDialPlanner(policy: config.ipPolicy, nat64: config.nat64Prefix, attemptDelay: config.happyEyeballsDelay, ttlCap: config.dnsTTLCap, logger: logger))
         let service = ProxyService(proxy: proxy, group: proxyGroup, logger: logger)
         let group = ServiceGroup(
             configuration: .init(

@@ -1,34 +1,43 @@
-import Foundation
-import Glibc
+import Pool64Stats
 
-/// Where and how to dial: the libpq overrides (`host`, `hostaddr`, `port` lists) chosen by the resolver, and the
-/// route taken, for stats.
+/// Where and how to dial: candidate attempts raced Happy-Eyeballs style (RFC 8305), each a set of libpq overrides
+/// (`host`, `hostaddr`, `port`) that always pairs numeric `hostaddr` with the original `host` (DESIGN decision 3).
 public struct DialPlan: Sendable {
-    public var overrides: [String: String]
-    /// `ipv6`, `nat64`, `ipv4` or `unix`.
-    public var route: String
-    /// The chosen address, e.g. `[::1]:5432`.
-    public var description: String
-    public var tried: [String]
+    /// One candidate connection attempt.
+    public struct Attempt: Sendable {
+        public var overrides: [String: String]
+        /// `ipv6`, `nat64`, `ipv4` or `unix`.
+        public var route: String
+        /// The address in `[v6]:port` / `v4:port` form, for stats and logs.
+        public var address: String
+
+        public init(overrides: [String: String], route: String, address: String) {
+            self.overrides = overrides
+            self.route = route
+            self.address = address
+        }
+    }
+
+    public var attempts: [Attempt]
     /// Host names involved, for re-resolution after a failure.
     public var names: [String]
 
-    public init(overrides: [String: String], route: String, description: String, tried: [String], names: [String]) {
-        self.overrides = overrides
-        self.route = route
-        self.description = description
-        self.tried = tried
+    public init(attempts: [Attempt], names: [String]) {
+        self.attempts = attempts
         self.names = names
     }
 }
 
-/// Chooses addresses for libpq so that it never resolves names itself (it would block): the result always carries
-/// numeric `hostaddr` next to the original `host` (DESIGN decision 3).
+/// Chooses addresses for libpq so that it never resolves names itself (it would block the dial thread).
 public protocol DialPlanner: Sendable {
     /// Resolves `endpoints` off the event loop and calls back (on any thread).
     func plan(endpoints: [ConnectionString.Endpoint], completion: @escaping @Sendable (Result<DialPlan, PlanError>) -> Void)
-    /// A dial with this plan failed: forget cached answers so the next dial re-resolves.
-    func dialFailed(_ plan: DialPlan)
+    /// Counts an attempt on a route and whether it failed; a failure forgets cached answers for `names`.
+    func record(route: String, failed: Bool, names: [String])
+    /// Resolver and NAT64 state for `/stats`.
+    func snapshot() -> ResolverSnapshot
+    /// RFC 8305 "Connection Attempt Delay".
+    var attemptDelay: Double { get }
 }
 
 /// Resolution failed for every host.

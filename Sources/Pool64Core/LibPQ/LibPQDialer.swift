@@ -30,8 +30,15 @@ public final class LibPQDialer: Sendable {
     private let wakeFD: Int32
 
     public init() {
-        wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-        let fd = wakeFD
+        // A self-pipe wakes the poll loop when a dial is queued or cancelled.
+        var fds: [Int32] = [0, 0]
+        _ = pipe(&fds)
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        wakeFD = fds[1]
+        let fd = fds[0]
         let box = state
         let thread = Thread { Self.run(wakeFD: fd, state: box) }
         thread.start()
@@ -63,8 +70,8 @@ public final class LibPQDialer: Sendable {
     }
 
     private func wake() {
-        var one: UInt64 = 1
-        _ = write(wakeFD, &one, 8)
+        var one: UInt8 = 1
+        _ = write(wakeFD, &one, 1)
     }
 
     private static func now() -> UInt64 {
@@ -111,8 +118,8 @@ public final class LibPQDialer: Sendable {
             }
             _ = poll(&fds, nfds_t(fds.count), timeoutMS)
             if fds[0].revents != 0 {
-                var v: UInt64 = 0
-                _ = read(wakeFD, &v, 8)
+                var drain = [UInt8](repeating: 0, count: 64)
+                _ = read(wakeFD, &drain, 64)
             }
             let after = now()
             var still: [Attempt] = []

@@ -1,66 +1,177 @@
 import Dispatch
 import Foundation
-import Glibc
+import Logging
+import NIOConcurrencyHelpers
+import Pool64Resolver
+import Pool64Stats
 
-/// Interim planner: literals pass through as `hostaddr`, names are looked up with getaddrinfo on a background queue
-/// (never on the event loop). IPv6 answers first.
-public final class SystemDialPlanner: DialPlanner {
-    public init() {}
+/// The IPv6-first planner (DESIGN decision 5): pool64's own DNS stub (AAAA and A concurrently, TTL cache), NAT64
+/// synthesis for A-only names and IPv4 literals, the `ip-policy` switch, and RFC 7050 prefix discovery. All lookups
+/// run on a background queue, never on an event loop.
+public final class ResolverDialPlanner: DialPlanner {
+    private struct NAT64State {
+        var prefix: NAT64Prefix?
+        /// `configured`, `discovered`, `off`, `not-found`.
+        var source: String
+        var connectivity: HostConnectivity
+        var attempts: [String: UInt64] = [:]
+        var failures: [String: UInt64] = [:]
+    }
+
+    let resolver: DNSResolver
+    let policy: IPPolicy
+    let setting: NAT64Setting
+    public let attemptDelay: Double
+    private let state: NIOLockedValueBox<NAT64State>
+    private let logger: Logger
+    private let queue = DispatchQueue(label: "pool64.resolver", attributes: .concurrent)
+
+    public init(policy: String, nat64: String, attemptDelay: Double, ttlCap: Double, logger: Logger) throws(ConfigurationError) {
+        guard let p = IPPolicy(rawValue: policy) else {
+            throw ConfigurationError(key: "ip-policy", value: policy, reason: "expected ipv6-first, ipv4 or ipv6-only")
+        }
+        do {
+            setting = try NAT64Setting(parsing: nat64)
+        } catch {
+            throw ConfigurationError(key: "nat64-prefix", value: nat64, reason: "\(error)")
+        }
+        self.policy = p
+        self.attemptDelay = attemptDelay
+        self.logger = logger
+        var options = DNSResolverOptions()
+        options.maxTTL = UInt32(max(1, ttlCap))
+        resolver = DNSResolver(options: options)
+        let connectivity = HostConnectivity.probe()
+        switch setting {
+        case .prefix(let prefix):
+            state = NIOLockedValueBox(NAT64State(prefix: prefix, source: "configured", connectivity: connectivity))
+        case .off:
+            state = NIOLockedValueBox(NAT64State(prefix: nil, source: "off", connectivity: connectivity))
+        case .auto:
+            state = NIOLockedValueBox(NAT64State(prefix: nil, source: "not-found", connectivity: connectivity))
+            rediscover()
+        }
+        logger.info(
+            "resolver ready",
+            metadata: ["policy": "\(policy)", "nat64": "\(setting)", "connectivity": "\(connectivity)"])
+    }
+
+    /// RFC 7050 discovery through `ipv4only.arpa`; re-run periodically by the owner and after failures.
+    public func rediscover() {
+        guard case .auto = setting else { return }
+        queue.async { [self] in
+            let found = NAT64PrefixDiscovery.discover(using: resolver)
+            state.withLockedValue { s in
+                switch found {
+                case .success(let prefixes) where !prefixes.isEmpty:
+                    if s.prefix != prefixes[0] {
+                        logger.info("NAT64 prefix discovered", metadata: ["prefix": "\(prefixes[0])"])
+                    }
+                    s.prefix = prefixes[0]
+                    s.source = "discovered"
+                case .success, .failure:
+                    if s.prefix == nil { s.source = "not-found" }
+                }
+            }
+        }
+    }
 
     public func plan(
         endpoints: [ConnectionString.Endpoint], completion: @escaping @Sendable (Result<DialPlan, PlanError>) -> Void
     ) {
-        DispatchQueue.global().async {
-            var hosts: [String] = []
-            var addrs: [String] = []
-            var ports: [String] = []
-            var route = "ipv6"
+        queue.async { [self] in
+            let (prefix, connectivity) = state.withLockedValue { ($0.prefix, $0.connectivity) }
+            var perHost: [[DialPlan.Attempt]] = []
+            var errors: [String] = []
             for e in endpoints {
-                hosts.append(e.host)
-                ports.append(String(e.port))
                 if e.host.hasPrefix("/") {
-                    addrs.append("")
-                    route = "unix"
+                    perHost.append([DialPlan.Attempt(overrides: ["host": e.host, "port": String(e.port)], route: "unix", address: "\(e.host)/.s.PGSQL.\(e.port)")])
                     continue
                 }
-                guard let a = Self.lookup(e.host) else { continue }
-                addrs.append(a)
-                route = a.contains(":") ? "ipv6" : "ipv4"
+                let candidates: [Candidate]
+                if let literal = IPAddress(e.host) {
+                    switch literal.unmapped {
+                    case .v4(let v4) where v4.isLoopback:
+                        // Loopback never goes through NAT64 (and must never leave the host).
+                        candidates = [Candidate(address: .v4(v4), route: .ipv4)]
+                    case .v4(let v4):
+                        candidates = CandidatePlanner.order(
+                            aaaa: [], a: [v4], literal: .ipv4, policy: policy, nat64: prefix,
+                            hasIPv4Connectivity: connectivity.hasIPv4 || isLoopback(v4))
+                    case .v6(let v6):
+                        candidates = [Candidate(address: .v6(v6), route: .ipv6)]
+                    }
+                } else {
+                    switch resolver.lookup(e.host) {
+                    case .success(let answer):
+                        let loopback = answer.ipv4.filter(isLoopback)
+                        let other = answer.ipv4.filter { !isLoopback($0) }
+                        candidates = CandidatePlanner.order(
+                            aaaa: answer.ipv6, a: other, policy: policy, nat64: prefix,
+                            hasIPv4Connectivity: connectivity.hasIPv4)
+                            + loopback.map { Candidate(address: .v4($0), route: .ipv4) }
+                    case .failure(let err):
+                        errors.append("\(e.host): \(err)")
+                        continue
+                    }
+                }
+                if candidates.isEmpty {
+                    errors.append("\(e.host): no usable address under ip-policy \(policy.rawValue)")
+                    continue
+                }
+                perHost.append(candidates.map { c in
+                    let addr = "\(c.address)"
+                    return DialPlan.Attempt(
+                        overrides: ["host": e.host, "hostaddr": addr, "port": String(e.port)], route: c.route.rawValue,
+                        address: c.address.isIPv4 ? "\(addr):\(e.port)" : "[\(addr)]:\(e.port)")
+                })
             }
-            guard addrs.count == hosts.count else {
-                completion(.failure(PlanError("cannot resolve \(hosts.joined(separator: ","))")))
+            guard !perHost.isEmpty else {
+                completion(.failure(PlanError(errors.joined(separator: "; "))))
                 return
             }
-            let first = addrs.first ?? ""
-            completion(
-                .success(
-                    DialPlan(
-                        overrides: ["host": hosts.joined(separator: ","), "hostaddr": addrs.joined(separator: ","),
-                                    "port": ports.joined(separator: ",")],
-                        route: route, description: first.contains(":") ? "[\(first)]:\(ports[0])" : "\(first):\(ports[0])",
-                        tried: addrs, names: hosts)))
+            let names = endpoints.map(\.host)
+            if perHost.count == 1 {
+                completion(.success(DialPlan(attempts: perHost[0], names: names)))
+                return
+            }
+            // Several hosts: libpq walks the list itself (target_session_attrs needs that); each host gets its best
+            // address.
+            let firsts = perHost.map { $0[0] }
+            let merged = DialPlan.Attempt(
+                overrides: [
+                    "host": firsts.map { $0.overrides["host"] ?? "" }.joined(separator: ","),
+                    "hostaddr": firsts.map { $0.overrides["hostaddr"] ?? "" }.joined(separator: ","),
+                    "port": firsts.map { $0.overrides["port"] ?? "" }.joined(separator: ","),
+                ], route: firsts[0].route, address: firsts.map(\.address).joined(separator: ","))
+            completion(.success(DialPlan(attempts: [merged], names: names)))
         }
     }
 
-    public func dialFailed(_ plan: DialPlan) {}
+    private func isLoopback(_ v4: IPv4Address) -> Bool { v4.isLoopback }
 
-    static func lookup(_ host: String) -> String? {
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var res: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(host, nil, &hints, &res) == 0, let first = res else { return nil }
-        defer { freeaddrinfo(res) }
-        var best: String?
-        var p: UnsafeMutablePointer<addrinfo>? = first
-        while let ai = p {
-            var buf = [CChar](repeating: 0, count: Int(NI_MAXHOST))
-            if getnameinfo(ai.pointee.ai_addr, ai.pointee.ai_addrlen, &buf, socklen_t(buf.count), nil, 0, NI_NUMERICHOST) == 0 {
-                let s = String(cString: buf)
-                if best == nil || (s.contains(":") && !(best!.contains(":"))) { best = s }
-            }
-            p = ai.pointee.ai_next
+    public func record(route: String, failed: Bool, names: [String]) {
+        state.withLockedValue { s in
+            s.attempts[route, default: 0] &+= 1
+            if failed { s.failures[route, default: 0] &+= 1 }
         }
-        return best
+        if failed {
+            for n in names { resolver.invalidate(n) }
+            if route == "nat64" { rediscover() }
+        }
+    }
+
+    public func snapshot() -> ResolverSnapshot {
+        let s = state.withLockedValue { $0 }
+        let cache = resolver.cacheSnapshot().map { e in
+            ResolverCacheEntry(
+                name: e.name, addresses: e.ipv6.map { "\($0)" } + e.ipv4.map { "\($0)" },
+                ttlRemainingSeconds: Double(e.remainingTTL.components.seconds)
+                    + Double(e.remainingTTL.components.attoseconds) / 1e18,
+                negative: e.isNegative)
+        }
+        return ResolverSnapshot(
+            policy: policy.rawValue, nat64Prefix: s.prefix.map { "\($0)" } ?? "", nat64Source: s.source,
+            cache: cache, attemptsByFamily: s.attempts, failuresByFamily: s.failures)
     }
 }

@@ -38,7 +38,7 @@ public enum Listener {
         let bootstrap = makeBootstrap()
         do {
             if a.isIPv6 {
-                let v6only = ChannelOptions.Types.SocketOption(level: Int32(IPPROTO_IPV6), name: IPV6_V6ONLY)
+                let v6only = ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only)
                 return try await bootstrap.serverChannelOption(v6only, value: a.isWildcardIPv6 ? 0 : 1)
                     .bind(host: a.host, port: a.port).get()
             }

@@ -11,7 +11,8 @@ struct PoolKey: Hashable, Sendable {
 
 /// Server connections for one (database, user), and the clients waiting for them. Confined to the proxy event loop;
 /// its lists are its state, so SHOW POOLS-style counts are cheap reads (pgbouncer `src/objects.c`).
-final class Pool {
+/// `@unchecked Sendable`: confined to the proxy event loop; closures from other threads hop there first.
+final class Pool: @unchecked Sendable {
     let key: PoolKey
     unowned let proxy: ProxyCore
     var logger: Logger
@@ -298,6 +299,10 @@ final class Pool {
             break
         }
         let decision = server.tracker.receive(type, readyStatus: status)
+        logger.trace(
+            "server message",
+            metadata: ["server": "\(server.id)", "type": "\(UnicodeScalar(type))", "decision": "\(decision)",
+                       "client": "\(server.client?.id ?? 0)"])
         guard let client = server.client else {
             if type == BackendType.readyForQuery && server.state == .resetting && server.tracker.isIdle {
                 server.parameters = server.initialParameters

@@ -4,7 +4,8 @@ import Pool64Wire
 
 /// One authenticated server connection: libpq's handle (kept for TLS state, cancel and teardown) plus the NIO
 /// channel on the duplicated socket that the relay reads and writes. Confined to the proxy event loop.
-final class ServerConnection {
+/// `@unchecked Sendable`: confined to the proxy event loop.
+final class ServerConnection: @unchecked Sendable {
     /// Lifecycle of a pooled connection; the pool's lists mirror it.
     enum State {
         /// In the pool's idle list.

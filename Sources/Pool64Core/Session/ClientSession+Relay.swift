@@ -60,7 +60,7 @@ extension ClientSession {
         }
         server.flush()
         flushToClient()
-        server.context?.channel.setOption(ChannelOptions.autoRead, value: context.channel.isWritable, promise: nil)
+        try? server.context?.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable)
     }
 
     /// Makes the server's session parameters match what this client asked for, before its first message.
@@ -270,7 +270,6 @@ extension ClientSession {
         guard let pool, server.tracker.isIdle || forwarded else { return }
         if forwarded {
             pool.stats.totalQueryCount &+= 1
-            pool.metrics.queries.increment()
         }
         guard server.tracker.isIdle else { return }
         if let started = transactionStarted {
@@ -279,12 +278,13 @@ extension ClientSession {
             pool.stats.totalXactTimeUs &+= us
             pool.stats.totalQueryTimeUs &+= us
             pool.xactHistogram.record(micros: us)
-            pool.metrics.transactions.increment()
             pool.metrics.xactDuration.recordNanoseconds(Int64(us * 1000))
             transactionStarted = nil
         }
         if transactionMode && !pinned {
             self.server = nil
+            // The server handler flushes its client at the end of a read; this one is leaving, so flush now.
+            flushToClient()
             pool.release(server, needsReset: false)
         }
     }

@@ -12,7 +12,8 @@ struct ClientStatement {
 
 /// One client connection: startup, authentication, then relay through leased server connections.
 /// Lives on the proxy event loop; `ClientSession+Relay.swift` holds the message relay.
-final class ClientSession: ChannelInboundHandler {
+/// `@unchecked Sendable`: confined to the proxy event loop.
+final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -117,7 +118,7 @@ final class ClientSession: ChannelInboundHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         // Backpressure: stop reading the server while this client cannot take more.
-        server?.context?.channel.setOption(ChannelOptions.autoRead, value: context.channel.isWritable, promise: nil)
+        try? server?.context?.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

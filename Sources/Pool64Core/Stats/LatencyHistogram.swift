@@ -42,24 +42,17 @@ struct LatencyHistogram {
     }
 }
 
-/// swift-metrics handles for one pool (the executable bootstraps the Prometheus backend). Created once per pool so
-/// the relay only increments.
+/// swift-metrics histograms for one pool (the executable bootstraps the Prometheus backend). Counters are exported
+/// by the admin server from `/stats` snapshots so the two always agree; only distributions are recorded here.
+/// Created once per pool so the relay only records.
 struct PoolMetrics {
-    let transactions: Counter
-    let queries: Counter
     let xactDuration: Timer
     let waitDuration: Timer
-    let bytesReceived: Counter
-    let bytesSent: Counter
 
     init(project: String, database: String, user: String) {
         let dims = [("project", project), ("database", database), ("user", user)]
-        transactions = Counter(label: "pool64_transactions_total", dimensions: dims)
-        queries = Counter(label: "pool64_queries_total", dimensions: dims)
         xactDuration = Timer(label: "pool64_transaction_duration_seconds", dimensions: dims, preferredDisplayUnit: .seconds)
-        waitDuration = Timer(label: "pool64_client_wait_seconds", dimensions: dims, preferredDisplayUnit: .seconds)
-        bytesReceived = Counter(label: "pool64_received_bytes_total", dimensions: dims)
-        bytesSent = Counter(label: "pool64_sent_bytes_total", dimensions: dims)
+        waitDuration = Timer(label: "pool64_client_wait_duration_seconds", dimensions: dims, preferredDisplayUnit: .seconds)
     }
 
     func recordWait(nanoseconds: Int64) { waitDuration.recordNanoseconds(nanoseconds) }

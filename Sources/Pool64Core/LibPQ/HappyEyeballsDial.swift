@@ -1,0 +1,97 @@
+import NIOCore
+import Pool64Resolver
+
+/// Races a plan's attempts through libpq (RFC 8305): the first starts at once, the next after the attempt delay
+/// or as soon as one fails; the first authenticated connection wins and the rest are abandoned. Confined to the
+/// proxy event loop; libpq work happens on the dialer thread.
+/// `@unchecked Sendable`: confined to the proxy event loop; dial callbacks hop there first.
+final class HappyEyeballsDial: @unchecked Sendable {
+    typealias Machine = HappyEyeballsStateMachine<NanosecondInstant, DialError>
+
+    private let proxy: ProxyCore
+    private let plan: DialPlan
+    private let base: [String: String]
+    private let timeout: Double
+    private let completion: (Result<(LibPQConnection, DialPlan.Attempt), DialError>) -> Void
+    private var machine: Machine
+    private var dialIDs: [Int: Int] = [:]
+    private var timer: Scheduled<Void>?
+    private var done = false
+
+    init(
+        proxy: ProxyCore, plan: DialPlan, base: [String: String], timeout: Double,
+        completion: @escaping (Result<(LibPQConnection, DialPlan.Attempt), DialError>) -> Void
+    ) {
+        self.proxy = proxy
+        self.plan = plan
+        self.base = base
+        self.timeout = timeout
+        self.completion = completion
+        machine = Machine(
+            candidateCount: plan.attempts.count,
+            attemptDelay: .nanoseconds(Int64(proxy.planner.attemptDelay * 1e9)))
+    }
+
+    private static var now: NanosecondInstant { NanosecondInstant(nanoseconds: NIODeadline.now().uptimeNanoseconds) }
+
+    func start() { run(machine.start(now: Self.now)) }
+
+    private func run(_ actions: [Machine.Action]) {
+        for action in actions {
+            switch action {
+            case .startAttempt(let i):
+                let attempt = plan.attempts[i]
+                var params = base
+                for (k, v) in attempt.overrides { params[k] = v }
+                let loop = proxy.loop
+                dialIDs[i] = proxy.dialer.dial(parameters: params.map { ($0.key, $0.value) }, timeout: timeout) {
+                    [self] result in
+                    loop.execute { self.attemptFinished(i, result) }
+                }
+            case .scheduleTimer(let deadline):
+                timer?.cancel()
+                let delay = Int64(deadline.nanoseconds) - Int64(Self.now.nanoseconds)
+                timer = proxy.loop.scheduleTask(in: .nanoseconds(max(0, delay))) { [self] in
+                    run(machine.timerFired(now: Self.now))
+                }
+            case .cancelTimer:
+                timer?.cancel()
+                timer = nil
+            case .cancelAttempts(let list):
+                for i in list {
+                    if let id = dialIDs.removeValue(forKey: i) { proxy.dialer.cancel(id) }
+                }
+            case .succeeded:
+                break
+            case .failed(let failures):
+                finish(.failure(DialError(message: failures.map { "\(plan.attempts[$0.index].address): \($0.error)" }.joined(separator: "; "))))
+            }
+        }
+    }
+
+    private func attemptFinished(_ i: Int, _ result: Result<LibPQConnection, DialError>) {
+        dialIDs[i] = nil
+        let attempt = plan.attempts[i]
+        proxy.planner.record(route: attempt.route, failed: { if case .failure = result { return true } else { return false } }(), names: plan.names)
+        switch result {
+        case .success(let pq):
+            if done {
+                pq.finish()  // lost the race after the winner was chosen
+                return
+            }
+            let actions = machine.attemptSucceeded(index: i)
+            finish(.success((pq, attempt)))
+            run(actions)
+        case .failure(let e):
+            if done { return }
+            run(machine.attemptFailed(index: i, error: e, now: Self.now))
+        }
+    }
+
+    private func finish(_ r: Result<(LibPQConnection, DialPlan.Attempt), DialError>) {
+        guard !done else { return }
+        done = true
+        timer?.cancel()
+        completion(r)
+    }
+}

@@ -1,3 +1,0 @@
-import Pool64Core
-
-await Pool64Command.main()

@@ -1,0 +1,90 @@
+import Crypto
+import Foundation
+import Testing
+
+@testable import Pool64Core
+
+@Suite struct SCRAMTests {
+    /// A minimal client side of RFC 5802 to drive the server exchange.
+    func clientProof(password: String, clientFirstBare: String, serverFirst: String, clientFinalNoProof: String) -> String {
+        var salt: [UInt8] = []
+        var iterations = 0
+        for attr in serverFirst.split(separator: ",") {
+            if attr.hasPrefix("s=") { salt = Array(Data(base64Encoded: String(attr.dropFirst(2)))!) }
+            if attr.hasPrefix("i=") { iterations = Int(attr.dropFirst(2))! }
+        }
+        let salted = SCRAMSecret.pbkdf2SHA256(password: Array(password.utf8), salt: salt, iterations: iterations)
+        let clientKey = Array(HMAC<SHA256>.authenticationCode(for: Array("Client Key".utf8), using: SymmetricKey(data: salted)))
+        let storedKey = Array(SHA256.hash(data: clientKey))
+        let auth = Array("\(clientFirstBare),\(serverFirst),\(clientFinalNoProof)".utf8)
+        let sig = Array(HMAC<SHA256>.authenticationCode(for: auth, using: SymmetricKey(data: storedKey)))
+        let proof = zip(clientKey, sig).map { $0 ^ $1 }
+        return Data(proof).base64EncodedString()
+    }
+
+    func run(secret: SCRAMSecret?, password: String) throws(SCRAMServerExchange.Failure) -> String {
+        var ex = SCRAMServerExchange(secret: secret)
+        let bare = "n=,r=fyko+d2lbbFgONRv9qkxdawL"
+        let serverFirst = try ex.receiveClientFirst("n,," + bare)
+        let nonce = serverFirst.split(separator: ",")[0].dropFirst(2)
+        let noProof = "c=biws,r=\(nonce)"
+        let proof = clientProof(password: password, clientFirstBare: bare, serverFirst: serverFirst, clientFinalNoProof: noProof)
+        return try ex.receiveClientFinal("\(noProof),p=\(proof)")
+    }
+
+    @Test func rightPasswordSucceedsAndWrongFails() throws {
+        let secret = SCRAMSecret.derive(password: "pencil", salt: Array("saltsaltsalt".utf8), iterations: 4096)
+        let final = try run(secret: secret, password: "pencil")
+        #expect(final.hasPrefix("v="))
+        #expect(throws: SCRAMServerExchange.Failure.wrongProof) { try run(secret: secret, password: "pencil2") }
+        #expect(throws: SCRAMServerExchange.Failure.unknownUser) { try run(secret: nil, password: "pencil") }
+    }
+
+    @Test func postgresSecretFormatRoundTrips() throws {
+        let s = SCRAMSecret.derive(password: "x", salt: [1, 2, 3, 4], iterations: 1)
+        #expect(SCRAMSecret(parsing: s.encoded) == s)
+        #expect(SCRAMSecret(parsing: "SCRAM-SHA-256$bad") == nil)
+        // RFC 7677 §3 test vector: PBKDF2 of "pencil" with salt W22ZaJ0SNY7soEsUEjb6gQ== and 4096 iterations gives
+        // the ServerKey that verifies "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=".
+        let salt = Array(Data(base64Encoded: "W22ZaJ0SNY7soEsUEjb6gQ==")!)
+        let v = SCRAMSecret.derive(password: "pencil", salt: salt, iterations: 4096)
+        let auth = "n=user,r=rOprNGfwEbeRWgbNEkqO,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+        let sig = HMAC<SHA256>.authenticationCode(for: Array(auth.utf8), using: SymmetricKey(data: v.serverKey))
+        #expect(Data(sig).base64EncodedString() == "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+    }
+
+    @Test func channelBindingRequestRefused() {
+        var ex = SCRAMServerExchange(secret: nil)
+        #expect(throws: SCRAMServerExchange.Failure.channelBindingUnsupported) {
+            try ex.receiveClientFirst("p=tls-server-end-point,,n=,r=abc")
+        }
+    }
+}
+
+@Suite struct CredentialTests {
+    @Test func md5ExchangeMatchesPostgres() {
+        let c = UserCredential.plaintext(user: "app", password: "secret")
+        // PostgreSQL stores md5(password || user).
+        #expect(c.md5 == "md5" + Insecure.MD5.hash(data: Array("secretapp".utf8)).map { String(format: "%02x", $0) }.joined())
+        let salt: [UInt8] = [1, 2, 3, 4]
+        let response = MD5Auth.expectedResponse(storedMD5: c.md5!, salt: salt)
+        #expect(MD5Auth.verify(response: response, storedMD5: c.md5!, salt: salt))
+        #expect(!MD5Auth.verify(response: response, storedMD5: c.md5!, salt: [4, 3, 2, 1]))
+    }
+
+    @Test func authFileParsing() throws {
+        let scram = SCRAMSecret.derive(password: "p", salt: [9, 9], iterations: 1).encoded
+        let text = """
+            ; comment
+            "alice" "\(scram)"
+            "bob" "md5\(String(repeating: "a", count: 32))"
+            "car""ol" "plain pass"
+            """
+        let users = try CredentialStore.parseAuthFile(text)
+        #expect(users.map(\.user) == ["alice", "bob", "car\"ol"])
+        #expect(users[0].scram != nil && users[0].password == nil)
+        #expect(users[1].md5 != nil && users[1].scram == nil)
+        #expect(users[2].password == "plain pass" && users[2].scram != nil)
+        #expect(throws: ConfigurationError.self) { try CredentialStore.parseAuthFile("alice secret") }
+    }
+}

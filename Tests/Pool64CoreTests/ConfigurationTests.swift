@@ -1,0 +1,92 @@
+import Testing
+
+@testable import Pool64Core
+
+@Suite struct ConfigurationTests {
+    let url = "postgresql://app:secret@127.0.0.1:5432/appdb"
+
+    @Test func defaults() throws {
+        let c = try Configuration(settings: ["database-url": url])
+        #expect(c.listen == ["[::]:6432"])
+        #expect(c.adminListen == ["[::]:9090"])
+        #expect(c.poolMode == .transaction)
+        #expect(c.poolSize == 20)
+        #expect(c.maxClientConnections == 10_000)
+        #expect(c.authType == .scramSHA256)
+    }
+
+    @Test func unknownAndInvalidSettingsNameTheKey() {
+        #expect(throws: ConfigurationError(key: "pool-sise", value: "3", reason: "unknown setting")) {
+            try Configuration(settings: ["database-url": url, "pool-sise": "3"])
+        }
+        do {
+            _ = try Configuration(settings: ["database-url": url, "pool-size": "zero"])
+            Issue.record("expected error")
+        } catch {
+            #expect(error.key == "pool-size")
+        }
+        do {
+            _ = try Configuration(settings: ["database-url": url, "pool-mode": "statement"])
+            Issue.record("expected error")
+        } catch {
+            #expect(error.key == "pool-mode")
+        }
+        #expect(throws: ConfigurationError.self) { try Configuration(settings: [:]) }
+    }
+
+    @Test func durationsAcceptUnits() throws {
+        let c = try Configuration(settings: ["database-url": url, "happy-eyeballs-delay": "250ms", "query-wait-timeout": "5s"])
+        #expect(c.happyEyeballsDelay == 0.25)
+        #expect(c.queryWaitTimeout == 5)
+    }
+
+    @Test func precedenceFileEnvFlags() throws {
+        let file = try ConfigurationLoader.parseFile("# comment\npool_size = 5\npool-mode = 'session'\nproject=a\n")
+        let env = ConfigurationLoader.fromEnvironment(["POOL64_POOL_SIZE": "7", "DATABASE_URL": url, "HOME": "/root"])
+        let merged = ConfigurationLoader.merge(file: file, environment: env, flags: ["project": "b"])
+        let c = try Configuration(settings: merged)
+        #expect(c.poolSize == 7)
+        #expect(c.poolMode == .session)
+        #expect(c.project == "b")
+        #expect(c.databaseURL == url)
+    }
+
+    @Test func listenAddresses() throws {
+        #expect(try ListenAddress(parsing: "[::]:6432") == ListenAddress(host: "::", port: 6432))
+        #expect(try ListenAddress(parsing: "127.0.0.1:6432") == ListenAddress(host: "127.0.0.1", port: 6432))
+        #expect(try ListenAddress(parsing: "[fd64:1::2]:6432").host == "fd64:1::2")
+        #expect(try ListenAddress(parsing: "*:1").host == "::")
+        #expect(throws: ConfigurationError.self) { try ListenAddress(parsing: "::1:6432") }
+        #expect(throws: ConfigurationError.self) { try ListenAddress(parsing: "[::1]:99999") }
+        #expect(ListenAddress.displayPeer(ip: "::ffff:10.1.2.3", port: 5) == "10.1.2.3:5")
+        #expect(ListenAddress.displayPeer(ip: "::1", port: 5) == "[::1]:5")
+    }
+}
+
+@Suite struct ConnectionStringTests {
+    @Test func urlWithEverything() throws {
+        let c = try ConnectionString(
+            parsing: "postgresql://us%40er:p%3Ass@[2001:db8::1]:6543,db.example:5433/my%20db?sslmode=verify-full&connect_timeout=3")
+        #expect(c.user == "us@er")
+        #expect(c.password == "p:ss")
+        #expect(c.database == "my db")
+        #expect(c["sslmode"] == "verify-full")
+        #expect(c.endpoints == [.init(host: "2001:db8::1", port: 6543), .init(host: "db.example", port: 5433)])
+    }
+
+    @Test func keyValueForm() throws {
+        let c = try ConnectionString(parsing: "host=10.0.0.1 port=5432 user=app password='it''s \\'x' dbname=d")
+        #expect(c["host"] == "10.0.0.1")
+        #expect(c.user == "app")
+        #expect(c.database == "d")
+        #expect(c.endpoints == [.init(host: "10.0.0.1", port: 5432)])
+    }
+
+    @Test func defaultsAndErrors() throws {
+        let c = try ConnectionString(parsing: "postgres://")
+        #expect(c.endpoints == [.init(host: "localhost", port: 5432)])
+        #expect(throws: ConnectionStringError.self) { try ConnectionString(parsing: "host") }
+        #expect(throws: ConnectionStringError.self) { try ConnectionString(parsing: "postgresql://h:notaport/db") }
+        #expect(throws: ConnectionStringError.self) { try ConnectionString(parsing: "password='open") }
+    }
+}

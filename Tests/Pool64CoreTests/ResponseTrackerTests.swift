@@ -1,0 +1,156 @@
+import NIOCore
+import Pool64Wire
+import Testing
+
+@testable import Pool64Core
+
+@Suite struct ResponseTrackerTests {
+    let Z = BackendType.readyForQuery
+
+    func types(_ b: ByteBuffer) -> [UInt8] {
+        var b = b
+        var out: [UInt8] = []
+        while let t = b.readInteger(as: UInt8.self), let len = b.readInteger(as: Int32.self) {
+            out.append(t)
+            b.moveReaderIndex(forwardBy: Int(len) - 4)
+        }
+        return out
+    }
+
+    @Test func fakeParseCompleteGoesOutImmediatelyWhenNothingIsAhead() {
+        var t = ResponseTracker()
+        var out = ByteBuffer()
+        t.expect(.fakeParseComplete, out: &out)
+        #expect(types(out) == [BackendType.parseComplete])
+        t.expect(.bind, out: &out)
+        t.expect(.execute, out: &out)
+        t.expect(.sync, out: &out)
+        #expect(t.receive(BackendType.bindComplete) == .forward)
+        #expect(t.receive(BackendType.dataRow) == .forward)
+        #expect(t.receive(BackendType.commandComplete) == .forward)
+        #expect(t.receive(Z, readyStatus: UInt8(ascii: "I")) == .forward)
+        #expect(t.isIdle)
+    }
+
+    @Test func fakeWaitsForEarlierResponses() {
+        var t = ResponseTracker()
+        var out = ByteBuffer()
+        t.expect(.bind, out: &out)
+        t.expect(.execute, out: &out)
+        t.expect(.fakeParseComplete, out: &out)
+        t.expect(.sync, out: &out)
+        #expect(out.readableBytes == 0)
+        _ = t.receive(BackendType.bindComplete)
+        t.emitReadyFakes(out: &out)
+        #expect(out.readableBytes == 0)
+        _ = t.receive(BackendType.commandComplete)
+        t.emitReadyFakes(out: &out)
+        #expect(types(out) == [BackendType.parseComplete])
+    }
+
+    @Test func injectedParseIsSwallowed() {
+        var t = ResponseTracker()
+        var out = ByteBuffer()
+        t.expect(.parse(swallow: true), out: &out)
+        t.expect(.bind, out: &out)
+        t.expect(.sync, out: &out)
+        #expect(t.receive(BackendType.parseComplete) == .drop)
+        #expect(t.receive(BackendType.bindComplete) == .forward)
+        #expect(t.receive(Z, readyStatus: UInt8(ascii: "I")) == .forward)
+        #expect(t.isIdle)
+    }
+
+    @Test func errorSkipsToSyncIncludingFakes() {
+        var t = ResponseTracker()
+        var out = ByteBuffer()
+        t.expect(.bind, out: &out)
+        t.expect(.execute, out: &out)
+        t.expect(.fakeCloseComplete, out: &out)
+        t.expect(.sync, out: &out)
+        #expect(t.receive(BackendType.errorResponse) == .forward)
+        t.emitReadyFakes(out: &out)
+        #expect(out.readableBytes == 0)
+        #expect(t.receive(Z, readyStatus: UInt8(ascii: "I")) == .forward)
+        #expect(t.isIdle)
+    }
+
+    @Test func swallowedQueryDropsEverythingThroughReadyForQuery() {
+        var t = ResponseTracker()
+        var out = ByteBuffer()
+        t.expect(.query(swallow: true), out: &out)
+        t.expect(.query(swallow: false), out: &out)
+        #expect(t.receive(BackendType.commandComplete) == .drop)
+        #expect(t.receive(BackendType.parameterStatus) == .drop)
+        #expect(t.receive(Z, readyStatus: UInt8(ascii: "I")) == .drop)
+        #expect(!t.isIdle)
+        #expect(t.receive(BackendType.rowDescription) == .forward)
+        #expect(t.receive(Z, readyStatus: UInt8(ascii: "T")) == .forward)
+        #expect(!t.isIdle)
+        #expect(t.transactionStatus == .inTransaction)
+    }
+
+    @Test func pipelinedSyncsKeepServerUntilLast() {
+        var t = ResponseTracker()
+        var out = ByteBuffer()
+        for _ in 0..<3 {
+            t.expect(.parse(swallow: false), out: &out)
+            t.expect(.bind, out: &out)
+            t.expect(.execute, out: &out)
+            t.expect(.sync, out: &out)
+        }
+        for i in 0..<3 {
+            _ = t.receive(BackendType.parseComplete)
+            _ = t.receive(BackendType.bindComplete)
+            _ = t.receive(BackendType.commandComplete)
+            _ = t.receive(Z, readyStatus: UInt8(ascii: "I"))
+            #expect(t.isIdle == (i == 2))
+        }
+    }
+}
+
+@Suite struct SessionStateDetectorTests {
+    typealias D = SessionStateDetector
+
+    @Test func pinsSessionState() {
+        for sql in [
+            "SET search_path = a", "set statement_timeout to 5", "SET SESSION TimeZone = 'UTC'; SELECT 1",
+            "CREATE TEMP TABLE t(x int)", "create temporary table t(x int)", "PREPARE p AS SELECT 1",
+            "SELECT pg_advisory_lock(1)", "select PG_ADVISORY_LOCK_SHARED(1)", "LISTEN chan", "SET ROLE x",
+            "SET SESSION AUTHORIZATION x", "DECLARE c CURSOR WITH HOLD FOR SELECT 1", "select set_config('a.b','1',false)",
+            "RESET search_path", "select 1; set search_path = x",
+        ] {
+            guard case .pin = D.effect(of: sql) else {
+                Issue.record("expected pin for \(sql)")
+                continue
+            }
+        }
+    }
+
+    @Test func leavesOrdinarySQLAlone() {
+        for sql in [
+            "SELECT 1", "SET LOCAL search_path = a", "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+            "SET application_name = 'x'", "SET TimeZone TO 'UTC'", "select 'SET search_path = x'",
+            "-- SET search_path = x\nselect 1", "BEGIN; UPDATE t SET x = 1; COMMIT", "select pg_advisory_xact_lock(1)",
+            "UNLISTEN *", "select $$ ; set search_path = x $$",
+        ] {
+            #expect(D.effect(of: sql) == .none, "\(sql)")
+        }
+    }
+
+    @Test func discardAndDeallocate() {
+        #expect(D.effect(of: "DISCARD ALL") == .discardAll)
+        #expect(D.effect(of: "deallocate all") == .deallocateAll)
+        #expect(D.effect(of: "DEALLOCATE PREPARE ALL") == .deallocateAll)
+    }
+}
+
+@Suite struct LatencyHistogramTests {
+    @Test func percentilesWithinBucketError() {
+        var h = LatencyHistogram()
+        for v in 1...1000 { h.record(micros: UInt64(v)) }
+        #expect(abs(h.percentile(0.5) - 500) / 500 < 0.07)
+        #expect(abs(h.percentile(0.99) - 990) / 990 < 0.07)
+        #expect(h.count == 1000)
+        #expect(LatencyHistogram().percentile(0.5) == 0)
+    }
+}
