@@ -224,6 +224,8 @@ PROXY_OPTION_FLAGS = {
     "auth_type": "--auth-type",
     "auth_file": "--auth-file",
     "log_level": "--log-level",
+    "tls_cert": "--tls-cert",
+    "tls_key": "--tls-key",
 }
 
 PGBOUNCER_OPTIONS = {
@@ -237,6 +239,8 @@ PGBOUNCER_OPTIONS = {
     "client_login_timeout": "client_login_timeout",
     "auth_type": "auth_type",
     "auth_file": "auth_file",
+    "tls_cert": "client_tls_cert_file",
+    "tls_key": "client_tls_key_file",
 }
 
 
@@ -356,6 +360,8 @@ def start_pgbouncer(pg: PgServer, mode: str, workdir: str, extra_args: list[str]
         "verbose": 0,
         "listen_backlog": 4096,
     }
+    if "tls_cert" in options:
+        settings["client_tls_sslmode"] = "allow"
     for key, value in options.items():
         if key == "log_level":
             continue

@@ -46,7 +46,7 @@ def wait_until_served(proxy, timeout: float = 20) -> float:
 
 
 def test_server_restart_mid_query(private_pg, private_proxy_factory, pool_mode):
-    proxy = private_proxy_factory(pool_mode, pool_size=2)
+    proxy = private_proxy_factory(pool_mode, pool_size=2, query_wait_timeout=10)
     outcome = {}
 
     def long_query():
