@@ -117,7 +117,7 @@ import Testing
             "CREATE TEMP TABLE t(x int)", "create temporary table t(x int)", "PREPARE p AS SELECT 1",
             "SELECT pg_advisory_lock(1)", "select PG_ADVISORY_LOCK_SHARED(1)", "LISTEN chan", "SET ROLE x",
             "SET SESSION AUTHORIZATION x", "DECLARE c CURSOR WITH HOLD FOR SELECT 1", "select set_config('a.b','1',false)",
-            "RESET search_path", "select 1; set search_path = x",
+            "select 1; set search_path = x",
         ] {
             guard case .pin = D.effect(of: sql) else {
                 Issue.record("expected pin for \(sql)")
@@ -141,6 +141,9 @@ import Testing
         #expect(D.effect(of: "DISCARD ALL") == .discardAll)
         #expect(D.effect(of: "deallocate all") == .deallocateAll)
         #expect(D.effect(of: "DEALLOCATE PREPARE ALL") == .deallocateAll)
+        #expect(D.effect(of: "RESET ALL") == .reset(nil))
+        #expect(D.effect(of: "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;") == .reset(nil))
+        #expect(D.effect(of: "reset search_path") == .reset("search_path"))
     }
 }
 

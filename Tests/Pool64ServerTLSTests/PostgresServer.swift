@@ -104,13 +104,20 @@ struct PostgresServer: Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        let output = Pipe()
+        // Output goes to a file, not a pipe: `pg_ctl start` leaves the postmaster running with the inherited
+        // descriptor, so reading a pipe to its end would wait for the server to exit.
+        let outputPath = "/tmp/pool64-tls-cmd-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out"
+        guard FileManager.default.createFile(atPath: outputPath, contents: nil),
+            let output = FileHandle(forWritingAtPath: outputPath)
+        else { throw CommandFailed(description: "cannot create \(outputPath)") }
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
         process.standardOutput = output
         process.standardError = output
+        process.standardInput = FileHandle.nullDevice
         try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
+        try? output.close()
+        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
         guard process.terminationStatus == 0 else {
             throw CommandFailed(
                 description: "\(executable) \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(text)"

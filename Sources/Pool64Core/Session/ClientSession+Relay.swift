@@ -259,9 +259,19 @@ extension ClientSession {
         case .discardAll:
             statements.removeAll()
             server.prepared.removeAll()
+            server.parameters = server.initialParameters
         case .deallocateAll:
             statements.removeAll()
             server.prepared.removeAll()
+        case .reset(let name):
+            // The server goes back to its connection defaults; forget values pool64 set so the next lease re-applies
+            // what that client asked for.
+            if let name {
+                let key = server.parameters.keys.first { $0.lowercased() == name } ?? name
+                server.parameters[key] = server.initialParameters[key]
+            } else {
+                server.parameters = server.initialParameters
+            }
         }
     }
 

@@ -11,6 +11,8 @@ public enum SessionStateDetector {
         case discardAll
         /// `DEALLOCATE ALL`: every prepared statement on that server is gone.
         case deallocateAll
+        /// `RESET ALL` / `RESET name`: parameters return to the connection's defaults (no state is left behind).
+        case reset(String?)
     }
 
     /// Parameters the server reports with ParameterStatus; `SET` of these is tracked instead of pinned.
@@ -42,7 +44,9 @@ public enum SessionStateDetector {
                 if !reportedLowercased.contains(words[i]) { return .pin("SET \(words[i])") }
             case "reset":
                 guard words.count > 1 else { continue }
-                if !reportedLowercased.contains(words[1]) { return .pin("RESET \(words[1])") }
+                if words[1] == "session" && words.count > 2 && words[2] == "authorization" { continue }
+                if words[1] == "role" { continue }
+                if result == .none { result = .reset(words[1] == "all" ? nil : words[1]) }
             case "create":
                 if words.dropFirst().prefix(2).contains(where: { $0 == "temp" || $0 == "temporary" }) {
                     return .pin("CREATE TEMP")
