@@ -32,7 +32,7 @@ let package = Package(
         .target(
             name: "Pool64Core",
             dependencies: [
-                "CLibPQ", "Pool64Wire", "Pool64Resolver", "Pool64Stats",
+                "CLibPQ", "Pool64Wire", "Pool64Resolver", "Pool64Stats", "Pool64ServerTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

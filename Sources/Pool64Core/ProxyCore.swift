@@ -120,6 +120,7 @@ public final class ProxyCore: @unchecked Sendable {
         }
         if base["fallback_application_name"] == nil { base["fallback_application_name"] = "pool64" }
         if base["sslmode"] == nil { base["sslmode"] = ServerTLS.defaultSSLMode }
+        let parameters = base
         let endpoints = connectionString.endpoints
         let timeout = Double(base["connect_timeout"] ?? "") ?? 10
         planner.plan(endpoints: endpoints) { [self] plan in
@@ -128,7 +129,7 @@ public final class ProxyCore: @unchecked Sendable {
                 case .failure(let error):
                     pool.dialFailed("could not resolve database host: \(error)", sqlstate: "08001")
                 case .success(let plan):
-                    HappyEyeballsDial(proxy: self, plan: plan, base: base, timeout: timeout) { [self] result in
+                    HappyEyeballsDial(proxy: self, plan: plan, base: parameters, timeout: timeout) { [self] result in
                         dialed(result, pool: pool)
                     }.start()
                 }

@@ -1,12 +1,16 @@
 import NIOCore
+import Pool64ServerTLS
 
-/// TLS on server connections: libpq negotiates it; relaying through libpq's OpenSSL session needs the
-/// Pool64ServerTLS handler. Until that is wired in, pool64 asks libpq for plain connections unless the URL says
-/// otherwise, and refuses to relay a TLS session it cannot read.
+/// TLS on server connections: libpq negotiates it (sslmode, sslrootcert, SNI, verify-full); the relay then reads
+/// and writes through libpq's own OpenSSL session via `LibPQTLSHandler`'s memory BIOs (DESIGN decision 4).
 enum ServerTLS {
-    static let supported = false
-    /// Used when the database URL names no `sslmode`.
-    static let defaultSSLMode = "disable"
+    static let supported = true
+    /// Used when the database URL names no `sslmode`: libpq's own default.
+    static let defaultSSLMode = "prefer"
 
-    static func install(on channel: Channel, pq: LibPQConnection) throws {}
+    /// Puts the TLS handler first in a server channel's pipeline when libpq's connection uses TLS.
+    static func install(on channel: Channel, pq: LibPQConnection) throws {
+        guard pq.usesTLS else { return }
+        try channel.pipeline.syncOperations.addHandler(LibPQTLSHandler(connection: pq.conn), position: .first)
+    }
 }
