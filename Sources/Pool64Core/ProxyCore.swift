@@ -11,13 +11,14 @@ import Pool64Wire
 /// locks and no thread hops (DESIGN "Facts": hops are the cost to avoid). `@unchecked Sendable` because closures
 /// that capture it hop back onto `loop` before touching anything.
 public final class ProxyCore: @unchecked Sendable {
-    public let config: Configuration
+    /// Current settings; replaced by `reload(_:)` on SIGHUP. Read on the proxy loop.
+    public private(set) var config: Configuration
     public let logger: Logger
     public let loop: EventLoop
     let dialer: LibPQDialer
     let planner: DialPlanner
     let connectionString: ConnectionString
-    let credentials: CredentialStore
+    private(set) var credentials: CredentialStore
     let tlsContext: NIOSSLContext?
     let startedAt = Date()
 
@@ -38,19 +39,7 @@ public final class ProxyCore: @unchecked Sendable {
         self.logger = logger
         self.planner = planner
         connectionString = try ConnectionString(parsing: config.databaseURL)
-        var store = CredentialStore()
-        if let password = connectionString.password {
-            store.add(.plaintext(user: connectionString.user, password: password))
-        } else {
-            store.add(UserCredential(user: connectionString.user, password: nil, scram: nil, md5: nil))
-        }
-        if let path = config.authFile {
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                throw ConfigurationError(key: "auth-file", value: path, reason: "cannot read file")
-            }
-            for c in try CredentialStore.parseAuthFile(text) { store.add(c) }
-        }
-        credentials = store
+        credentials = try Self.loadCredentials(config: config, url: connectionString)
         if let cert = config.tlsCertificate, let key = config.tlsKey {
             let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }
             let tls = TLSConfiguration.makeServerConfiguration(
@@ -60,6 +49,50 @@ public final class ProxyCore: @unchecked Sendable {
             tlsContext = nil
         }
         dialer = LibPQDialer()
+    }
+
+    /// The database URL's user (with its password) plus the auth file's users.
+    static func loadCredentials(config: Configuration, url: ConnectionString) throws -> CredentialStore {
+        var store = CredentialStore()
+        if let password = url.password {
+            store.add(.plaintext(user: url.user, password: password))
+        } else {
+            store.add(UserCredential(user: url.user, password: nil, scram: nil, md5: nil))
+        }
+        if let path = config.authFile {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ConfigurationError(key: "auth-file", value: path, reason: "cannot read file")
+            }
+            for c in try CredentialStore.parseAuthFile(text) { store.add(c) }
+        }
+        return store
+    }
+
+    /// SIGHUP: applies what can change at run time (pool sizes, timeouts, auth file, admin token is the admin
+    /// server's) without dropping clients. Validates everything first and applies nothing on error. Returns the
+    /// settings that changed but need a restart.
+    public func reload(_ new: Configuration) throws -> [String] {
+        let store = try Self.loadCredentials(config: new, url: try ConnectionString(parsing: new.databaseURL))
+        var restart: [String] = []
+        if new.listen != config.listen { restart.append("listen") }
+        if new.adminListen != config.adminListen { restart.append("admin-listen") }
+        if new.poolMode != config.poolMode { restart.append("pool-mode") }
+        if new.databaseURL != config.databaseURL { restart.append("database-url") }
+        if new.project != config.project { restart.append("project") }
+        if new.tlsCertificate != config.tlsCertificate || new.tlsKey != config.tlsKey { restart.append("tls-cert") }
+        var applied = new
+        // Settings that need a restart keep their running values so the process stays consistent.
+        applied.listen = config.listen
+        applied.adminListen = config.adminListen
+        applied.poolMode = config.poolMode
+        applied.databaseURL = config.databaseURL
+        applied.project = config.project
+        applied.tlsCertificate = config.tlsCertificate
+        applied.tlsKey = config.tlsKey
+        config = applied
+        credentials = store
+        for pool in pools.values { pool.resized() }
+        return restart
     }
 
     // MARK: Registry

@@ -7,6 +7,7 @@ import Pool64Admin
 import Pool64Core
 import Prometheus
 import ServiceLifecycle
+import UnixSignals
 
 /// Wires the services together and runs them until SIGTERM/SIGINT.
 struct Runner {
@@ -14,15 +15,31 @@ struct Runner {
     let configFile: String?
     let flags: [String: String]
 
+    /// Re-reads the file and environment (flags stay as given at start).
+    func reloadedConfiguration() throws -> Configuration {
+        let env = ProcessInfo.processInfo.environment
+        var file: [String: String] = [:]
+        if let path = configFile ?? env["POOL64_CONFIG"] {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ConfigurationError(key: "config", value: path, reason: "cannot read file")
+            }
+            file = try ConfigurationLoader.parseFile(text)
+        }
+        return try Configuration(
+            settings: ConfigurationLoader.merge(
+                file: file, environment: ConfigurationLoader.fromEnvironment(env), flags: flags))
+    }
+
     func run() async throws {
         let level = Logger.Level(rawValue: config.logLevel) ?? .info
         let project = config.project
         let json = config.logFormat == .json
+        LogLevelBox.shared.level = level
         LoggingSystem.bootstrap { label in
             var h: LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
-            h.logLevel = level
+            h.logLevel = .trace
             h[metadataKey: "project"] = .string(project)
-            return h
+            return ReloadableLogHandler(inner: h)
         }
         let logger = Logger(label: "pool64")
         let registry = PrometheusCollectorRegistry()
@@ -44,7 +61,12 @@ struct Runner {
             // The admin server stops last, so /readyz answers 503 while the proxy drains.
             services.append(.init(service: admin))
         }
-        services.append(.init(service: ProxyService(proxy: proxy, admin: admin.boundAddressDescriptions, logger: logger)))
+        // When the proxy has drained, everything stops (the admin server only stops on cancellation).
+        services.append(
+            .init(
+                service: ProxyService(proxy: proxy, admin: admin.boundAddressDescriptions, logger: logger),
+                successTerminationBehavior: .cancelGroup))
+        services.append(.init(service: ReloadService(runner: self, proxy: proxy, planner: planner, logger: logger)))
         let group = ServiceGroup(
             configuration: .init(
                 services: services,
@@ -85,5 +107,40 @@ struct ProxyService: Service {
         try await proxy.loop.submit { proxy.terminateAll() }.get()
         try? await Task.sleep(nanoseconds: 100_000_000)
         logger.info("pool64 stopped")
+        // Every client and server connection is closed; the admin listener and signal watchers hold nothing worth
+        // waiting for, so end the process here rather than depend on their cancellation.
+        exit(0)
+    }
+}
+
+/// SIGHUP reloads the config file, environment and flags; an invalid result is logged and nothing is applied.
+struct ReloadService: Service {
+    let runner: Runner
+    let proxy: ProxyCore
+    let planner: ResolverDialPlanner
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in signals.cancelOnGracefulShutdown() {
+            reload()
+        }
+    }
+
+    func reload() {
+        let new: Configuration
+        do {
+            new = try runner.reloadedConfiguration()
+            _ = try ResolverDialPlanner.checked(policy: new.ipPolicy, nat64: new.nat64Prefix)
+            guard let level = Logger.Level(rawValue: new.logLevel) else { return }
+            let restart = try proxy.loop.submit { try proxy.reload(new) }.wait()
+            try planner.update(policy: new.ipPolicy, nat64: new.nat64Prefix, attemptDelay: new.happyEyeballsDelay)
+            LogLevelBox.shared.level = level
+            logger.notice(
+                "configuration reloaded",
+                metadata: ["pool_size": "\(new.poolSize)", "needs_restart": "\(restart)", "log_level": "\(level)"])
+        } catch {
+            logger.error("configuration reload rejected; nothing changed", metadata: ["error": "\(error)"])
+        }
     }
 }

@@ -19,24 +19,17 @@ public final class ResolverDialPlanner: DialPlanner {
     }
 
     let resolver: DNSResolver
-    let policy: IPPolicy
-    let setting: NAT64Setting
-    public let attemptDelay: Double
+    private let settings: NIOLockedValueBox<(policy: IPPolicy, nat64: NAT64Setting, delay: Double)>
+    var policy: IPPolicy { settings.withLockedValue { $0.policy } }
+    var setting: NAT64Setting { settings.withLockedValue { $0.nat64 } }
+    public var attemptDelay: Double { settings.withLockedValue { $0.delay } }
     private let state: NIOLockedValueBox<NAT64State>
     private let logger: Logger
     private let queue = DispatchQueue(label: "pool64.resolver", attributes: .concurrent)
 
     public init(policy: String, nat64: String, attemptDelay: Double, ttlCap: Double, logger: Logger) throws(ConfigurationError) {
-        guard let p = IPPolicy(rawValue: policy) else {
-            throw ConfigurationError(key: "ip-policy", value: policy, reason: "expected ipv6-first, ipv4 or ipv6-only")
-        }
-        do {
-            setting = try NAT64Setting(parsing: nat64)
-        } catch {
-            throw ConfigurationError(key: "nat64-prefix", value: nat64, reason: "\(error)")
-        }
-        self.policy = p
-        self.attemptDelay = attemptDelay
+        let (p, setting) = try Self.validate(policy: policy, nat64: nat64)
+        settings = NIOLockedValueBox((p, setting, attemptDelay))
         self.logger = logger
         var options = DNSResolverOptions()
         options.maxTTL = UInt32(max(1, ttlCap))
@@ -51,9 +44,57 @@ public final class ResolverDialPlanner: DialPlanner {
             state = NIOLockedValueBox(NAT64State(prefix: nil, source: "not-found", connectivity: connectivity))
             rediscover()
         }
+        scheduleRediscovery()
         logger.info(
             "resolver ready",
             metadata: ["policy": "\(policy)", "nat64": "\(setting)", "connectivity": "\(connectivity)"])
+    }
+
+    /// Validates policy and NAT64 settings without applying them.
+    public static func checked(policy: String, nat64: String) throws(ConfigurationError) -> Bool {
+        _ = try validate(policy: policy, nat64: nat64)
+        return true
+    }
+
+    static func validate(policy: String, nat64: String) throws(ConfigurationError) -> (IPPolicy, NAT64Setting) {
+        guard let p = IPPolicy(rawValue: policy) else {
+            throw ConfigurationError(key: "ip-policy", value: policy, reason: "expected ipv6-first, ipv4 or ipv6-only")
+        }
+        do {
+            return (p, try NAT64Setting(parsing: nat64))
+        } catch {
+            throw ConfigurationError(key: "nat64-prefix", value: nat64, reason: "\(error)")
+        }
+    }
+
+    /// SIGHUP: switch address policy, NAT64 prefix and attempt delay at run time (the migration's rollback lever).
+    /// Cached answers are dropped so the next dial uses the new policy.
+    public func update(policy: String, nat64: String, attemptDelay: Double) throws(ConfigurationError) {
+        let (p, n) = try Self.validate(policy: policy, nat64: nat64)
+        settings.withLockedValue { $0 = (p, n, attemptDelay) }
+        state.withLockedValue { s in
+            s.connectivity = HostConnectivity.probe()
+            switch n {
+            case .prefix(let prefix):
+                s.prefix = prefix
+                s.source = "configured"
+            case .off:
+                s.prefix = nil
+                s.source = "off"
+            case .auto:
+                s.source = s.source == "discovered" ? "discovered" : "not-found"
+            }
+        }
+        resolver.invalidateAll()
+        rediscover()
+    }
+
+    /// RFC 7050 §3: the prefix is re-checked periodically (networks renumber).
+    private func scheduleRediscovery() {
+        queue.asyncAfter(deadline: .now() + 600) { [weak self] in
+            self?.rediscover()
+            self?.scheduleRediscovery()
+        }
     }
 
     /// RFC 7050 discovery through `ipv4only.arpa`; re-run periodically by the owner and after failures.

@@ -146,6 +146,10 @@ final class Pool: @unchecked Sendable {
             launchDials()
             return
         }
+        if all.count > proxy.config.poolSize {
+            closeServer(server, reason: "pool size reduced")
+            return
+        }
         server.state = .idle
         server.lastUsed = now
         if let client = waiters.popFirst() {
@@ -352,6 +356,15 @@ extension Pool {
             maxWait = UInt64((now - started).nanoseconds / 1000)
         }
         stats.maxwaitUs = maxWait
+        launchDials()
+    }
+
+    /// After a reload: close idle connections beyond a smaller pool size (busy ones close as they come back), and
+    /// dial for waiting clients when the pool grew.
+    func resized() {
+        while all.count > proxy.config.poolSize, let s = idle.popLast() {
+            closeServer(s, reason: "pool size reduced")
+        }
         launchDials()
     }
 
