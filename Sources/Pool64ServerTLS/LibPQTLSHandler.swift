@@ -77,6 +77,7 @@ public final class LibPQTLSHandler: ChannelDuplexHandler, RemovableChannelHandle
     /// `cpool64_tls *` while attached.
     private var session: OpaquePointer?
     private var peerSentCloseNotify = false
+    private var attachFailed = false
 
     /// - Parameter connection: the libpq `PGconn *` whose TLS session to relay through. See the type's
     ///   documentation for what the caller must guarantee.
@@ -94,13 +95,22 @@ public final class LibPQTLSHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     public func handlerAdded(context: ChannelHandlerContext) {
         guard let session = cpool64_tls_attach(connection) else {
-            context.fireErrorCaught(
-                LibPQTLSError(kind: .attachFailed, message: "connection does not use OpenSSL TLS (PQsslInUse != 1)")
-            )
-            context.close(promise: nil)
+            attachFailed = true
+            // Closing a channel that is still being set up (inside a bootstrap's channel initializer, before
+            // registration) trips NIO's lifecycle assertions: report the failure once the channel is active.
+            if context.channel.isActive {
+                reportAttachFailure(context: context)
+            }
             return
         }
         self.session = session
+    }
+
+    private func reportAttachFailure(context: ChannelHandlerContext) {
+        context.fireErrorCaught(
+            LibPQTLSError(kind: .attachFailed, message: "connection does not use OpenSSL TLS (PQsslInUse != 1)")
+        )
+        context.close(promise: nil)
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
@@ -109,6 +119,10 @@ public final class LibPQTLSHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     public func channelActive(context: ChannelHandlerContext) {
         context.fireChannelActive()
+        if attachFailed {
+            reportAttachFailure(context: context)
+            return
+        }
         // OpenSSL could hold plaintext decrypted before the handover; pass it on now that the pipeline is complete.
         if let session, cpool64_tls_pending_plaintext(session) > 0 {
             decryptAndForward(context: context)
@@ -202,7 +216,8 @@ public final class LibPQTLSHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         guard let session else {
-            promise?.fail(LibPQTLSError(kind: .notAttached, message: "TLS session is detached"))
+            let kind: LibPQTLSError.Kind = attachFailed ? .attachFailed : .notAttached
+            promise?.fail(LibPQTLSError(kind: kind, message: "TLS session is not attached"))
             return
         }
         let plaintext = unwrapOutboundIn(data)

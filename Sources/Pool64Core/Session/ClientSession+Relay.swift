@@ -66,11 +66,15 @@ extension ClientSession {
     /// Makes the server's session parameters match what this client asked for, before its first message.
     private func synchronizeParameters(_ server: ServerConnection) {
         var sql = ""
+        var sets: [String] = []
         for (k, v) in parameters where server.parameters[k] != v {
             guard Self.isSafeName(k) else { continue }
-            sql += "SET \(k) TO '\(v.replacingOccurrences(of: "'", with: "''"))';"
+            // set_config takes the value as raw text, exactly as a startup parameter does, so list values such
+            // as search_path=a,b keep their meaning (SET k TO 'a,b' would make one quoted name of them).
+            sets.append("set_config('\(k)', '\(v.replacingOccurrences(of: "'", with: "''"))', false)")
             if !ServerConnection.reportedParameters.contains(k) { server.parameters[k] = v }
         }
+        if !sets.isEmpty { sql += "SELECT " + sets.joined(separator: ", ") + ";" }
         for (k, v) in server.parameters where parameters[k] == nil && server.initialParameters[k] != v {
             guard Self.isSafeName(k) else { continue }
             sql += "RESET \(k);"
