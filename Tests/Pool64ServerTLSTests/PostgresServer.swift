@@ -57,7 +57,9 @@ struct PostgresServer: Sendable {
             try handle.seekToEnd()
             try handle.write(contentsOf: Data(conf.utf8))
             try handle.close()
-            try run("/usr/sbin/runuser", [
+            // Not through Foundation.Process: its exit monitoring waits for a descriptor the daemonized postmaster
+            // inherits, so waitUntilExit never returns while the server runs.
+            try spawnAndWait("/usr/sbin/runuser", [
                 "-u", "postgres", "--", binDir + "/pg_ctl", "-D", server.dataDir, "-l", server.logFile, "-w", "-t", "60",
                 "start",
             ])
@@ -124,6 +126,27 @@ struct PostgresServer: Sendable {
             )
         }
         return text
+    }
+
+    /// posix_spawn + waitpid, output discarded (the postmaster logs to its own file).
+    static func spawnAndWait(_ executable: String, _ arguments: [String]) throws {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        guard spawned == 0 else { throw CommandFailed(description: "posix_spawn \(executable) failed: \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        // WIFEXITED && WEXITSTATUS == 0
+        guard status & 0x7f == 0, (status >> 8) & 0xff == 0 else {
+            throw CommandFailed(description: "\(executable) \(arguments.joined(separator: " ")) failed: status \(status)")
+        }
     }
 
     /// A TCP port on 127.0.0.1 that was free a moment ago.
