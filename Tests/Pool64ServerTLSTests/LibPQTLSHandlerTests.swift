@@ -336,9 +336,26 @@ struct LibPQTLSHandlerTests {
             // Not reusable (the stream is mid-record), but PQfinish must not crash or hang.
             let clock = ContinuousClock()
             let start = clock.now
+            let pid = PQbackendPID(conn)
             PQfinish(conn)
             #expect(clock.now - start < .seconds(5))
+            let lines = try await server.waitForDisconnection(pid: pid)
+            print("Pool64ServerTLSTests: backend log after abandoning a result: \(lines.filter { !$0.contains("DEBUG") })")
         }
+    }
+
+    /// Negative control for the log check in `closeHandBackAndFinish`: a TLS client that vanishes without
+    /// Terminate is visible in the server log.
+    @Test func serverLogShowsConnectionsDroppedWithoutTerminate() async throws {
+        guard let server = SharedPostgres.server else { return }
+        let conn = try connect(server.conninfo())
+        let pid = PQbackendPID(conn)
+        // Cut the connection under libpq: its Terminate and close_notify go nowhere.
+        shutdown(PQsocket(conn), Int32(SHUT_RDWR))
+        PQfinish(conn)
+        let lines = try await server.waitForDisconnection(pid: pid)
+        print("Pool64ServerTLSTests: backend log after a dropped connection: \(lines.filter { !$0.contains("DEBUG") })")
+        #expect(lines.contains { $0.contains("unexpected EOF") || $0.contains("SSL") || $0.contains("could not receive") })
     }
 
     @Test func attachFailsOnPlainConnections() async throws {
