@@ -303,10 +303,6 @@ final class Pool: @unchecked Sendable {
             break
         }
         let decision = server.tracker.receive(type, readyStatus: status)
-        logger.trace(
-            "server message",
-            metadata: ["server": "\(server.id)", "type": "\(UnicodeScalar(type))", "decision": "\(decision)",
-                       "client": "\(server.client?.id ?? 0)"])
         guard let client = server.client else {
             if type == BackendType.readyForQuery && server.state == .resetting && server.tracker.isIdle {
                 server.parameters = server.initialParameters

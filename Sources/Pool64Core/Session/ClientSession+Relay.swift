@@ -36,6 +36,11 @@ extension ClientSession {
             process(frame, server)
             return
         }
+        if transactionMode && !waiting && queued.isEmpty, case .message(let type, let bytes) = frame,
+            answerWithoutServer(type, bytes)
+        {
+            return
+        }
         if case .message(let type, _) = frame, type == FrontendType.terminate {
             closeReason = "client terminated"
             phase = .closed
@@ -46,6 +51,41 @@ extension ClientSession {
         if !waiting, let pool {
             waiting = true
             pool.acquire(self)
+        }
+    }
+
+    /// Transaction mode, no server attached and nothing queued: a named Parse, a statement Close, Flush and Sync
+    /// need no server. Answering them here keeps drivers that prepare synchronously (pgbench -M prepared runs
+    /// PQprepare while other clients on its thread hold servers in transactions) from deadlocking on a full pool;
+    /// the statement is prepared on a server when it is first bound or described.
+    private func answerWithoutServer(_ type: UInt8, _ bytes: ByteBuffer) -> Bool {
+        switch type {
+        case FrontendType.parse, FrontendType.close:
+            guard let message = try? FrontendMessage.decode(
+                type: type, body: bytes.getSlice(at: bytes.readerIndex + 5, length: bytes.readableBytes - 5)!)
+            else { return false }
+            switch message {
+            case .parse(let name, let query, let types) where !name.isEmpty:
+                if let effect = stateEffect(query), effect != .none { return false }
+                let serverName = pool!.serverStatementName(query: query, types: types)
+                statements[name] = ClientStatement(serverName: serverName, query: query, parameterTypes: types)
+                out.writeEmptyMessage(BackendType.parseComplete)
+                return true
+            case .close(let kind, let name) where kind == UInt8(ascii: "S") && !name.isEmpty:
+                statements.removeValue(forKey: name)
+                out.writeEmptyMessage(BackendType.closeComplete)
+                return true
+            default:
+                return false
+            }
+        case FrontendType.sync:
+            // Outside a transaction with nothing outstanding, ReadyForQuery is all a server would say.
+            out.writeReadyForQuery(.idle)
+            return true
+        case FrontendType.flush:
+            return true
+        default:
+            return false
         }
     }
 
