@@ -104,9 +104,14 @@ final class ServerConnection: @unchecked Sendable {
         guard state != .closed else { return }
         state = .closed
         if let channel {
+            // libpq's session may still be on the TLS handler's memory BIOs until the channel is fully closed;
+            // PQfinish only after that (it then sends Terminate over libpq's own descriptor).
+            let pq = self.pq
             channel.close(promise: nil)
+            channel.closeFuture.whenComplete { _ in pq.finish() }
+        } else {
+            pq.finish()
         }
-        pq.finish()
     }
 }
 
