@@ -162,15 +162,15 @@ public final class ProxyCore: @unchecked Sendable {
                 case .failure(let error):
                     pool.dialFailed("could not resolve database host: \(error)", sqlstate: "08001")
                 case .success(let plan):
-                    HappyEyeballsDial(proxy: self, plan: plan, base: parameters, timeout: timeout) { [self] result in
-                        dialed(result, pool: pool)
-                    }.start()
+                    let race = HappyEyeballsDial(proxy: self, plan: plan, base: parameters, timeout: timeout)
+                    race.completion = { [self] result in dialed(result, pool: pool, tried: race.tried) }
+                    race.start()
                 }
             }
         }
     }
 
-    private func dialed(_ result: Result<(LibPQConnection, DialPlan.Attempt), DialError>, pool: Pool) {
+    private func dialed(_ result: Result<(LibPQConnection, DialPlan.Attempt), DialError>, pool: Pool, tried: [String]) {
         switch result {
         case .failure(let e):
             pool.dialFailed("could not connect to the database: \(e)", sqlstate: Self.sqlstate(forDialError: e.message))
@@ -204,7 +204,7 @@ public final class ProxyCore: @unchecked Sendable {
                     switch r {
                     case .success(let ch):
                         server.channel = ch
-                        pool.dialSucceeded(server, route: attempt.route, tried: [attempt.address])
+                        pool.dialSucceeded(server, route: attempt.route, tried: tried)
                     case .failure(let e):
                         pq.finish()
                         pool.dialFailed("could not adopt server socket: \(e)", sqlstate: "08006")

@@ -12,21 +12,20 @@ final class HappyEyeballsDial: @unchecked Sendable {
     private let plan: DialPlan
     private let base: [String: String]
     private let timeout: Double
-    private let completion: (Result<(LibPQConnection, DialPlan.Attempt), DialError>) -> Void
+    /// Called once with the winner or the combined failure.
+    var completion: (Result<(LibPQConnection, DialPlan.Attempt), DialError>) -> Void = { _ in }
     private var machine: Machine
     private var dialIDs: [Int: Int] = [:]
     private var timer: Scheduled<Void>?
     private var done = false
+    /// Addresses of the attempts started so far, in order, for `/stats`.
+    private(set) var tried: [String] = []
 
-    init(
-        proxy: ProxyCore, plan: DialPlan, base: [String: String], timeout: Double,
-        completion: @escaping (Result<(LibPQConnection, DialPlan.Attempt), DialError>) -> Void
-    ) {
+    init(proxy: ProxyCore, plan: DialPlan, base: [String: String], timeout: Double) {
         self.proxy = proxy
         self.plan = plan
         self.base = base
         self.timeout = timeout
-        self.completion = completion
         machine = Machine(
             candidateCount: plan.attempts.count,
             attemptDelay: .nanoseconds(Int64(proxy.planner.attemptDelay * 1e9)))
@@ -41,6 +40,7 @@ final class HappyEyeballsDial: @unchecked Sendable {
             switch action {
             case .startAttempt(let i):
                 let attempt = plan.attempts[i]
+                tried.append(attempt.address)
                 var params = base
                 for (k, v) in attempt.overrides { params[k] = v }
                 let loop = proxy.loop
