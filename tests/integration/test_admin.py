@@ -1,0 +1,358 @@
+"""Admin HTTP endpoints of pool64 (issue 5): /healthz, /readyz, /stats, /metrics over IPv4 and
+IPv6 loopback, counters under pgbench, Prometheus parsing, bearer-token enforcement, readiness
+following the database, and errors by SQLSTATE class."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+import harness
+from conftest import POOL64_BIN
+
+from prometheus_client.parser import text_string_to_metric_families
+
+pytestmark = pytest.mark.skipif(harness.is_pgbouncer(), reason="admin HTTP endpoints are pool64-only")
+
+PROJECT = "admin-test"
+TOKEN = "s3cret-admin-token"
+IPV6 = harness.ipv6_loopback_available()
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def http_get(host: str, port: int, path: str, token: str | None = None, timeout: float = 10
+             ) -> tuple[int, str, str]:
+    """GET http://host:port/path; return (status, content-type, body) also for 4xx/5xx."""
+    h = f"[{host}]" if ":" in host else host
+    req = urllib.request.Request(f"http://{h}:{port}{path}")
+    if token is not None:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.headers.get("Content-Type", ""), resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type", ""), e.read().decode()
+
+
+def get_json(host: str, port: int, path: str, token: str | None = None) -> tuple[int, dict]:
+    status, _, body = http_get(host, port, path, token)
+    return status, json.loads(body)
+
+
+def find_pool(stats: dict, database: str = harness.APP_DB, user: str = harness.APP_USER) -> dict:
+    for pool in stats["pools"]:
+        if pool["database"] == database and pool["user"] == user:
+            return pool
+    raise AssertionError(f"no pool {database}/{user} in /stats: {json.dumps(stats)[:2000]}")
+
+
+def metric_samples(text: str) -> dict[str, list]:
+    """Parse Prometheus text with the reference parser; map sample name -> [Sample]."""
+    out: dict[str, list] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append(sample)
+    return out
+
+
+def pool_sample(samples: dict[str, list], name: str, **labels: str):
+    want = {"project": PROJECT, "database": harness.APP_DB, "user": harness.APP_USER, **labels}
+    matches = [s for s in samples.get(name, []) if all(s.labels.get(k) == v for k, v in want.items())]
+    assert len(matches) == 1, f"expected one {name}{want}, found {matches} (names: {sorted(samples)[:80]})"
+    return matches[0]
+
+
+def run_pgbench(dsn_str: str, *args: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess, int]:
+    cmd = [harness.pg_tool("pgbench"), *args, dsn_str]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    m = re.search(r"number of transactions actually processed: (\d+)", proc.stdout)
+    processed = int(m.group(1)) if m else -1
+    return proc, processed
+
+
+def start_proxy(pg: harness.PgServer, extra_args: list[str], log_level: str = "info") -> harness.ProxyProcess:
+    if not os.path.exists(POOL64_BIN):
+        pytest.fail(f"pool64 binary not found at {POOL64_BIN}", pytrace=False)
+    workdir = tempfile.mkdtemp(prefix="pool64-admin-")
+    try:
+        return harness.start_pool64(POOL64_BIN, pg, "transaction", workdir, extra_args, {"log_level": log_level})
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
+def stop_proxy(proxy: harness.ProxyProcess) -> None:
+    proxy.stop()
+    shutil.rmtree(proxy.workdir, ignore_errors=True)
+
+
+def admin_hosts(proxy) -> list[tuple[str, int]]:
+    hosts = [("127.0.0.1", proxy.admin_port)]
+    if IPV6:
+        hosts.append(("::1", proxy.admin6_port))
+    return hosts
+
+
+def assert_alive(proxy) -> None:
+    assert proxy.alive(), f"pool64 exited with {proxy.proc.returncode}:\n{proxy.log_text()[-4000:]}"
+
+
+# --------------------------------------------------------------------------------------------
+# fixtures
+
+
+@pytest.fixture(scope="module")
+def admin_proxy(pg):
+    """pool64 with a second admin listener on [::1] and a project id, no token."""
+    admin6 = harness.free_port()
+    extra = ["--project", PROJECT]
+    if IPV6:
+        extra += ["--admin-listen", f"[::1]:{admin6}"]
+    proxy = start_proxy(pg, extra)
+    proxy.admin6_port = admin6
+    proxy.pg_port = pg.port
+    assert harness.wait_for_port("127.0.0.1", proxy.admin_port, 10)
+    if IPV6:
+        assert harness.wait_for_port("::1", admin6, 10), "admin listener on [::1] did not come up"
+    yield proxy
+    stop_proxy(proxy)
+
+
+# --------------------------------------------------------------------------------------------
+# tests
+
+
+@pytest.mark.timeout(60)
+def test_every_endpoint_over_ipv4_and_ipv6(admin_proxy):
+    hosts = admin_hosts(admin_proxy)
+    if not IPV6:
+        pytest.skip("no IPv6 loopback on this machine")
+    for host, port in hosts:
+        status, ctype, body = http_get(host, port, "/healthz")
+        assert status == 200, (host, body)
+        assert "json" in ctype
+        assert json.loads(body) == {"status": "ok"}
+
+        status, body_json = get_json(host, port, "/readyz")
+        assert status == 200, (host, body_json)
+        assert body_json["ready"] is True
+
+        status, stats = get_json(host, port, "/stats")
+        assert status == 200, host
+        proc = stats["process"]
+        assert proc["project"] == PROJECT
+        assert proc["draining"] is False
+        assert proc["pool_mode"] == "transaction"
+        assert proc["version"]
+        assert proc["uptime_seconds"] > 0
+        assert f"127.0.0.1:{admin_proxy.port}" in proc["listeners"]
+        assert f"127.0.0.1:{admin_proxy.admin_port}" in proc["admin_listeners"]
+        assert f"[::1]:{admin_proxy.admin6_port}" in proc["admin_listeners"]
+        for key in ("clients_accepted", "clients_rejected", "clients_current", "protocol_errors",
+                    "auth_failures", "close_reasons"):
+            assert key in stats["totals"], key
+        assert "resolver" in stats
+        pool = find_pool(stats)
+        for key in ("cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used", "sv_login", "maxwait_us",
+                    "pool_mode", "total_xact_count", "total_query_count", "total_received", "total_sent",
+                    "total_xact_time", "total_query_time", "total_wait_time", "pinned_clients",
+                    "xact_latency_us", "wait_latency_us", "route", "server_address", "errors_by_sqlstate_class"):
+            assert key in pool, key
+        assert pool["total_xact_count"] >= 1  # the harness's readiness SELECT 1
+
+        status, ctype, text = http_get(host, port, "/metrics")
+        assert status == 200, host
+        assert ctype.startswith("text/plain")
+        samples = metric_samples(text)
+        assert pool_sample(samples, "pool64_xact_count_total").value >= 1
+        assert pool_sample(samples, "pool64_pool_size").value == find_pool(stats)["pool_size"]
+
+        status, _, _ = http_get(host, port, "/no-such-endpoint")
+        assert status == 404, (host, status)
+    assert_alive(admin_proxy)
+
+
+@pytest.mark.timeout(90)
+def test_stats_and_metrics_follow_pgbench(admin_proxy):
+    host, port = "127.0.0.1", admin_proxy.admin_port
+    status, before = get_json(host, port, "/stats")
+    assert status == 200
+    b = find_pool(before)
+
+    clients, per_client = 4, 200
+    proc, processed = run_pgbench(admin_proxy.dsn(), "-n", "-S", "-c", str(clients), "-t", str(per_client),
+                                  "-M", "simple")
+    assert proc.returncode == 0, f"pgbench failed:\n{proc.stdout}\n{proc.stderr}"
+    assert processed == clients * per_client, proc.stdout
+    time.sleep(0.3)
+
+    # /metrics, then /stats at once (no traffic in between): the counters must agree exactly.
+    status, _, text = http_get(host, port, "/metrics")
+    assert status == 200
+    status, after = get_json(host, port, "/stats")
+    assert status == 200
+    a = find_pool(after)
+
+    slack = clients + 2
+    xacts = a["total_xact_count"] - b["total_xact_count"]
+    queries = a["total_query_count"] - b["total_query_count"]
+    assert processed <= xacts <= processed + slack, (processed, xacts)
+    # pgbench -S in simple mode: one statement per transaction, one ReadyForQuery each
+    assert processed <= queries <= processed + slack, (processed, queries)
+    assert a["total_received"] > b["total_received"] + processed * 20
+    assert a["total_sent"] > b["total_sent"] + processed * 20
+    assert a["total_xact_time"] > b["total_xact_time"]
+    assert a["total_query_time"] > b["total_query_time"]
+    lat = a["xact_latency_us"]
+    assert lat["count"] >= processed, lat
+    assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"], lat
+    assert a["route"] == "ipv4"
+    assert a["server_address"] == f"127.0.0.1:{admin_proxy.pg_port}"
+    assert a["sv_active"] == 0 and a["cl_active"] == 0 and a["cl_waiting"] == 0, a
+    assert a["total_server_connections"] >= 1
+    assert 1 <= a["sv_idle"] + a["sv_used"] <= a["pool_size"]
+    assert after["totals"]["clients_accepted"] >= before["totals"]["clients_accepted"] + clients
+
+    samples = metric_samples(text)
+    assert pool_sample(samples, "pool64_xact_count_total").value == a["total_xact_count"]
+    assert pool_sample(samples, "pool64_query_count_total").value == a["total_query_count"]
+    assert pool_sample(samples, "pool64_transaction_duration_seconds_count").value == a["total_xact_count"]
+    assert pool_sample(samples, "pool64_transaction_duration_seconds_bucket", le="+Inf").value \
+        == a["total_xact_count"]
+    assert pool_sample(samples, "pool64_transaction_duration_seconds_sum").value > 0
+    assert pool_sample(samples, "pool64_received_bytes_total").value == a["total_received"]
+    assert pool_sample(samples, "pool64_sent_bytes_total").value == a["total_sent"]
+    assert pool_sample(samples, "pool64_client_wait_duration_seconds_count").value >= 0
+    assert pool_sample(samples, "pool64_cl_active").value == 0
+    # histogram buckets are cumulative
+    buckets = sorted(
+        (float(s.labels["le"]), s.value) for s in samples["pool64_transaction_duration_seconds_bucket"]
+        if s.labels.get("database") == harness.APP_DB and s.labels.get("user") == harness.APP_USER)
+    assert all(x[1] <= y[1] for x, y in zip(buckets, buckets[1:])), buckets
+    assert_alive(admin_proxy)
+
+
+@pytest.mark.timeout(30)
+def test_errors_by_sqlstate_class(admin_proxy):
+    host, port = "127.0.0.1", admin_proxy.admin_port
+    _, before = get_json(host, port, "/stats")
+    class22 = find_pool(before)["errors_by_sqlstate_class"].get("22", 0)
+    client = harness.WireClient("127.0.0.1", admin_proxy.port)
+    try:
+        client.login()
+        with pytest.raises(harness.WireError) as err:
+            client.query("select 1/0")
+        assert err.value.sqlstate == "22012"
+        assert client.scalar("select 42") == "42"  # the connection stays usable
+    finally:
+        client.terminate()
+    time.sleep(0.2)
+    _, after = get_json(host, port, "/stats")
+    errors = find_pool(after)["errors_by_sqlstate_class"]
+    assert errors.get("22", 0) == class22 + 1, errors
+
+
+@pytest.mark.timeout(60)
+def test_admin_token_enforced(pg):
+    admin6 = harness.free_port()
+    extra = ["--project", PROJECT, "--admin-token", TOKEN]
+    if IPV6:
+        extra += ["--admin-listen", f"[::1]:{admin6}"]
+    proxy = start_proxy(pg, extra)
+    proxy.admin6_port = admin6
+    try:
+        for host, port in admin_hosts(proxy):
+            for path in ("/stats", "/metrics"):
+                status, _, body = http_get(host, port, path)
+                assert status == 401, (host, path, status, body)
+                assert "total_xact_count" not in body  # no data leaks without a token
+                status, _, _ = http_get(host, port, path, token="wrong-token")
+                assert status == 401, (host, path, status)
+                status, _, _ = http_get(host, port, path, token=TOKEN + "x")
+                assert status == 401, (host, path, status)
+                status, _, body = http_get(host, port, path, token=TOKEN)
+                assert status == 200, (host, path, status, body)
+            # a non-Bearer scheme carrying the token is still refused
+            req = urllib.request.Request(f"http://{'[::1]' if ':' in host else host}:{port}/stats")
+            req.add_header("Authorization", f"Basic {TOKEN}")
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(req, timeout=10)
+            assert e.value.code == 401
+            _, stats = get_json(host, port, "/stats", token=TOKEN)
+            assert stats["process"]["project"] == PROJECT
+            # probes stay open without a token
+            status, _, body = http_get(host, port, "/healthz")
+            assert status == 200 and json.loads(body) == {"status": "ok"}
+            status, _, body = http_get(host, port, "/readyz")
+            assert status == 200 and json.loads(body)["ready"] is True
+        assert_alive(proxy)
+    finally:
+        stop_proxy(proxy)
+
+
+def poll_readyz(host: str, port: int, want: int, timeout: float = 15) -> tuple[int, dict]:
+    deadline = time.monotonic() + timeout
+    status, body = -1, {}
+    while time.monotonic() < deadline:
+        status, _, text = http_get(host, port, "/readyz", timeout=10)
+        body = json.loads(text)
+        if status == want:
+            return status, body
+        time.sleep(0.3)
+    return status, body
+
+
+@pytest.mark.timeout(90)
+def test_readyz_follows_database_without_restart():
+    """A private PostgreSQL (the session one is shared with other tests) is stopped and started
+    again under a running pool64; /readyz must go 503 and return to 200."""
+    own_pg = harness.PgServer()
+    proxy = None
+    try:
+        own_pg.init(pgbench=False)
+        admin6 = harness.free_port()
+        extra = ["--project", PROJECT]
+        if IPV6:
+            extra += ["--admin-listen", f"[::1]:{admin6}"]
+        proxy = start_proxy(own_pg, extra)
+        proxy.admin6_port = admin6
+        pid = proxy.proc.pid
+        for host, port in admin_hosts(proxy):
+            status, body = poll_readyz(host, port, 200, timeout=5)
+            assert status == 200, (host, body)
+
+        own_pg.stop("fast")
+        for host, port in admin_hosts(proxy):
+            status, body = poll_readyz(host, port, 503)
+            assert status == 503, (host, status, body)
+            assert body["ready"] is False and body.get("reason"), body
+        # liveness is not readiness
+        status, _, _ = http_get("127.0.0.1", proxy.admin_port, "/healthz")
+        assert status == 200
+        assert not harness.psql_select1(proxy.dsn())
+
+        own_pg.start()
+        for host, port in admin_hosts(proxy):
+            status, body = poll_readyz(host, port, 200)
+            assert status == 200, (host, status, body)
+            assert body["ready"] is True
+        assert proxy.alive() and proxy.proc.pid == pid, "pool64 must not have restarted"
+        assert harness.psql_select1(proxy.dsn()), "queries through pool64 work again"
+        _, stats = get_json("127.0.0.1", proxy.admin_port, "/stats")
+        assert find_pool(stats)["server_connect_failures"] >= 1
+    finally:
+        if proxy is not None:
+            stop_proxy(proxy)
+        own_pg.destroy()
