@@ -137,6 +137,21 @@ import Testing
         }
     }
 
+    @Test func prefilterNeverHidesAnEffect() {
+        let all = [
+            "SET search_path = a", "  set x = 1", "CREATE TEMP TABLE t(x int)", "PREPARE p AS SELECT 1",
+            "SELECT pg_advisory_lock(1)", "select set_config('a','b',false)", "LISTEN c", "select 1; set a = b",
+            "DISCARD ALL", "RESET ALL", "-- c\nSET a = b", "/* c */ SET a = b", "DECLARE c CURSOR WITH HOLD FOR SELECT 1",
+            "SELECT 1", "select abalance from pgbench_accounts where aid = 1;", "UPDATE t SET x = 1", "BEGIN",
+        ]
+        for sql in all where D.effect(of: sql) != .none {
+            var s = sql
+            #expect(s.withUTF8 { D.mightAffectSession(UnsafeRawBufferPointer($0)) }, "\(sql)")
+        }
+        var plain = "SELECT abalance FROM pgbench_accounts WHERE aid = 42;"
+        #expect(!plain.withUTF8 { D.mightAffectSession(UnsafeRawBufferPointer($0)) })
+    }
+
     @Test func discardAndDeallocate() {
         #expect(D.effect(of: "DISCARD ALL") == .discardAll)
         #expect(D.effect(of: "deallocate all") == .deallocateAll)

@@ -31,7 +31,11 @@ final class ServerConnection: @unchecked Sendable {
     var tracker = ResponseTracker()
     var framer: MessageFramer
     /// Parameter values as the server last reported them, and the values startup gave it.
-    var parameters: [String: String]
+    var parameters: [String: String] {
+        didSet { syncedParametersKey = nil }
+    }
+    /// `ClientSession.parametersKey` this connection's parameters were last made to match.
+    var syncedParametersKey: String?
     let initialParameters: [String: String]
     /// Server-side names of prepared statements this connection holds, with a use tick for LRU eviction.
     var prepared: [String: UInt64] = [:]
@@ -73,9 +77,9 @@ final class ServerConnection: @unchecked Sendable {
     /// Sends queued bytes.
     func flush() {
         guard outbound.readableBytes > 0, let context else { return }
-        let out = outbound
-        outbound = context.channel.allocator.buffer(capacity: 256)
-        context.writeAndFlush(NIOAny(out), promise: nil)
+        context.writeAndFlush(NIOAny(outbound), promise: nil)
+        // Reuses the storage when the write completed synchronously (see ClientSession.flushToClient).
+        outbound.clear()
     }
 
     /// Server-side prepared statement bookkeeping: true when `name` is already prepared here.

@@ -66,7 +66,7 @@ extension ClientSession {
             else { return false }
             switch message {
             case .parse(let name, let query, let types) where !name.isEmpty:
-                if let effect = stateEffect(query), effect != .none { return false }
+                if mightAffectSession(query), let effect = stateEffect(query), effect != .none { return false }
                 let serverName = pool!.serverStatementName(query: query, types: types)
                 statements[name] = ClientStatement(serverName: serverName, query: query, parameterTypes: types)
                 out.writeEmptyMessage(BackendType.parseComplete)
@@ -105,6 +105,9 @@ extension ClientSession {
 
     /// Makes the server's session parameters match what this client asked for, before its first message.
     private func synchronizeParameters(_ server: ServerConnection) {
+        let key = parametersKey
+        if server.syncedParametersKey == key { return }
+        defer { server.syncedParametersKey = key }
         var sql = ""
         var sets: [String] = []
         for (k, v) in parameters where server.parameters[k] != v {
@@ -215,7 +218,7 @@ extension ClientSession {
         }
         switch message {
         case .parse(let name, let query, let types):
-            if let effect = stateEffect(query), effect != .none { apply(effect, server) }
+            if mightAffectSession(query), let effect = stateEffect(query), effect != .none { apply(effect, server) }
             guard !name.isEmpty else {
                 write(server, bytes)
                 server.tracker.expect(.parse(swallow: false), out: &out)
@@ -282,8 +285,17 @@ extension ClientSession {
     }
 
     private func inspect(query frame: ByteBuffer, _ server: ServerConnection) {
-        guard let sql = frame.getString(at: frame.readerIndex + 5, length: max(0, frame.readableBytes - 6)) else { return }
+        let length = max(0, frame.readableBytes - 6)
+        let suspicious = frame.withUnsafeReadableBytes { raw in
+            SessionStateDetector.mightAffectSession(UnsafeRawBufferPointer(rebasing: raw[5..<(5 + length)]))
+        }
+        guard suspicious, let sql = frame.getString(at: frame.readerIndex + 5, length: length) else { return }
         if let effect = stateEffect(sql), effect != .none { apply(effect, server) }
+    }
+
+    private func mightAffectSession(_ sql: String) -> Bool {
+        var sql = sql
+        return sql.withUTF8 { SessionStateDetector.mightAffectSession(UnsafeRawBufferPointer($0)) }
     }
 
     private func stateEffect(_ sql: String) -> SessionStateDetector.Effect? {

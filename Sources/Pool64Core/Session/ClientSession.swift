@@ -42,7 +42,18 @@ final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
     var user = ""
     var database = ""
     /// Parameters this client asked for (startup parameters, `options -c`, later SETs of reported parameters).
-    var parameters: [String: String] = [:]
+    var parameters: [String: String] = [:] {
+        didSet { parametersKeyCache = nil }
+    }
+    private var parametersKeyCache: String?
+    /// A canonical text of `parameters`; server connections remember the key they were last synchronised to, so
+    /// clients with identical parameters (the common case) skip the comparison on every lease.
+    var parametersKey: String {
+        if let k = parametersKeyCache { return k }
+        let k = parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{0}")
+        parametersKeyCache = k
+        return k
+    }
     var pool: Pool?
     var server: ServerConnection?
     var waiting = false
@@ -145,12 +156,19 @@ final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func flushToClient(flush: Bool = true) {
-        if out.readableBytes > 0 {
-            let o = out
-            out = context.channel.allocator.buffer(capacity: 512)
-            context.write(NIOAny(o), promise: nil)
+        guard out.readableBytes > 0 else {
+            if flush { context.flush() }
+            return
         }
-        if flush { context.flush() }
+        context.write(NIOAny(out), promise: nil)
+        if flush {
+            context.flush()
+            // Usually written synchronously by now, so `out` is uniquely referenced again and clearing it reuses
+            // its storage instead of allocating a buffer per flush.
+            out.clear()
+        } else {
+            out = context.channel.allocator.buffer(capacity: 512)
+        }
     }
 
     func emitFakes(from server: ServerConnection) {

@@ -21,6 +21,52 @@ public enum SessionStateDetector {
         "standard_conforming_strings",
     ]
 
+    /// Cheap pre-check on raw query bytes: false when the text certainly has no session effect (a single statement
+    /// whose first word is not one of the commands above and no session-level function call). Most queries stop
+    /// here without building a String.
+    public static func mightAffectSession(_ b: UnsafeRawBufferPointer) -> Bool {
+        var i = 0
+        let n = b.count
+        while i < n, b[i] == 32 || b[i] == 9 || b[i] == 10 || b[i] == 13 || b[i] == 40 { i += 1 }
+        guard i < n else { return false }
+        switch b[i] | 0x20 {
+        case UInt8(ascii: "s"), UInt8(ascii: "r"), UInt8(ascii: "c"), UInt8(ascii: "p"), UInt8(ascii: "l"),
+            UInt8(ascii: "d"), UInt8(ascii: "-"), UInt8(ascii: "/"):
+            // SELECT is by far the most common first word: let it through when it is exactly "select".
+            if i + 6 <= n, b[i] | 0x20 == 115, b[i + 1] | 0x20 == 101, b[i + 2] | 0x20 == 108, b[i + 3] | 0x20 == 101,
+                b[i + 4] | 0x20 == 99, b[i + 5] | 0x20 == 116
+            {
+                break
+            }
+            return true
+        default:
+            break
+        }
+        // Another statement after a semicolon, or a function that outlives the transaction.
+        var j = i
+        while j < n {
+            let c = b[j]
+            if c == 59 {  // ';' followed by anything but whitespace
+                var k = j + 1
+                while k < n, b[k] == 32 || b[k] == 9 || b[k] == 10 || b[k] == 13 || b[k] == 0 { k += 1 }
+                if k < n { return true }
+            } else if c | 0x20 == 97 || c == 95 {  // 'a' of advisory, '_' of set_config
+                if j + 8 <= n, c | 0x20 == 97, b[j + 1] | 0x20 == 100, b[j + 2] | 0x20 == 118, b[j + 3] | 0x20 == 105,
+                    b[j + 4] | 0x20 == 115, b[j + 5] | 0x20 == 111, b[j + 6] | 0x20 == 114, b[j + 7] | 0x20 == 121
+                {
+                    return true
+                }
+                if c == 95, j >= 3, j + 7 <= n, b[j - 3] | 0x20 == 115, b[j + 1] | 0x20 == 99, b[j + 2] | 0x20 == 111,
+                    b[j + 3] | 0x20 == 110, b[j + 4] | 0x20 == 102
+                {
+                    return true
+                }
+            }
+            j += 1
+        }
+        return false
+    }
+
     /// Scans every statement of `sql` and returns the strongest effect (pin wins).
     public static func effect(of sql: String) -> Effect {
         var result = Effect.none
