@@ -31,6 +31,9 @@ POOL64_BIN = os.path.abspath(os.path.join(REPO_ROOT, os.environ.get("POOL64_BIN"
 DB4_NAT64 = "64:ff9b::6440:20a"          # 64:ff9b::100.64.2.10
 DB6_NAT64_V4 = "64:ff9b::6440:30a"       # 64:ff9b::100.64.3.10
 TAYGA_POOL = ipaddress.ip_network("100.64.99.0/24")
+NSP_PREFIX = "fd64:64::/64"                # second gateway: network-specific prefix, /64 (u-octet)
+DB4P_NSP = "fd64:64::a:4002:a00:0"         # fd64:64::/64 + 10.64.2.10 (RFC 6052 §2.2)
+NSP_POOL = ipaddress.ip_network("100.64.98.0/24")
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -86,7 +89,8 @@ class Lab:
 
     def use_resolver(self, which: str, ns: str | None = None) -> None:
         """Point a client namespace at the DNS64 unbound ("dns64") or the plain one ("plain")."""
-        server = {"dns64": self.env["P64LAB_DNS64"], "plain": self.env["P64LAB_PLAIN_DNS"]}[which]
+        server = {"dns64": self.env["P64LAB_DNS64"], "plain": self.env["P64LAB_PLAIN_DNS"],
+                  "dns64-nsp": self.env["P64LAB_NSP_DNS64"]}[which]
         with open(self.resolv_conf_path(ns or self.app6), "w") as f:
             f.write(f"nameserver {server}\noptions timeout:2 attempts:2\n")
 
@@ -161,6 +165,15 @@ class Pool64InNamespace:
         assert proc.returncode == 0, (f"psql via pool64 in {self.ns} failed ({proc.returncode}): "
                                       f"{proc.stderr.strip()}\n--- pool64 log ---\n{self.log()}")
         return proc.stdout.strip(), elapsed
+
+    def psql_fails(self, sql: str, timeout: float = 30) -> tuple[str, float]:
+        dsn = harness.dsn("::1", self.port, connect_timeout="10")
+        started = time.monotonic()
+        proc = subprocess.run(["ip", "netns", "exec", self.ns, harness.pg_tool("psql"), "-X", "-At",
+                               "-v", "ON_ERROR_STOP=1", "-c", sql, dsn],
+                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        assert proc.returncode != 0, f"psql unexpectedly succeeded: {proc.stdout}"
+        return proc.stderr.strip(), time.monotonic() - started
 
     def whoami(self, host: str | None = None) -> tuple[dict, float]:
         out, elapsed = self.psql("select server, host(inet_server_addr()), host(inet_client_addr()) "
@@ -337,6 +350,57 @@ def test_f_nat64_prefix_auto_not_found_without_dns64(lab):
         # IPv6 destinations are unaffected.
         who, _ = p.whoami()
         assert who["server"] == "db6", who
+
+
+# ------------------------------------------------------------------------------------------------
+# Network-specific prefix: private IPv4 behind a /64 NAT64 prefix
+
+
+def assert_db4_private_via_nsp(who: dict) -> None:
+    assert who["server"] == "db4", who
+    assert who["server_addr"] == "10.64.2.10", who
+    assert ipaddress.ip_address(who["client_addr"]) in NSP_POOL, who
+
+
+@pytest.mark.parametrize("host", ["db4p.test", "10.64.2.10"])
+def test_network_specific_prefix_configured(lab, host):
+    """RFC 6052 §3.1: 64:ff9b::/96 must not carry private IPv4 (10.64.2.10), so operators configure the
+    gateway's own prefix; a /64 puts the IPv4 address around the u-octet."""
+    lab.use_resolver("plain")
+    with pool64_in(lab, host, "--nat64-prefix", NSP_PREFIX) as p:
+        who, _ = p.whoami()
+        assert_db4_private_via_nsp(who)
+        stats = p.stats()
+        pool = only_pool(stats)
+        assert pool["route"] == "nat64", pool
+        assert pool["server_address"] == f"[{DB4P_NSP}]:5432", pool
+        assert stats["resolver"]["nat64_prefix"] == NSP_PREFIX, stats["resolver"]
+
+
+@pytest.mark.parametrize("host", ["db4p.test", "10.64.2.10"])
+def test_network_specific_prefix_discovered(lab, host):
+    """--nat64-prefix auto behind a DNS64 that uses fd64:64::/64: RFC 7050 finds the /64 (192.0.0.170
+    and .171 sit either side of the u-octet), and both the name and the literal go through it."""
+    lab.use_resolver("dns64-nsp")
+    with pool64_in(lab, host, "--nat64-prefix", "auto") as p:
+        stats = wait_for_nat64_source(p)
+        assert stats["resolver"]["nat64_source"] == "discovered", stats["resolver"]
+        assert stats["resolver"]["nat64_prefix"] == NSP_PREFIX, stats["resolver"]
+        who, _ = p.whoami()
+        assert_db4_private_via_nsp(who)
+        pool = only_pool(p.stats())
+        assert pool["route"] == "nat64", pool
+        assert pool["server_address"] == f"[{DB4P_NSP}]:5432", pool
+
+
+def test_well_known_prefix_refuses_private_ipv4_quickly(lab):
+    """With 64:ff9b::/96 a private IPv4 literal has no route from an IPv6-only host: the client gets an
+    error at once (naming the host), not a hang."""
+    lab.use_resolver("plain")
+    with pool64_in(lab, "10.64.2.10") as p:
+        err, elapsed = p.psql_fails("select 1")
+        assert "10.64.2.10" in err, err
+        assert elapsed < 5, f"took {elapsed:.1f}s to fail"
 
 
 # ------------------------------------------------------------------------------------------------
