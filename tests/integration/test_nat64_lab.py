@@ -239,7 +239,10 @@ def test_a_ipv4_only_name_plain_resolver_pool64_synthesizes(lab):
         assert pool["route"] == "nat64", pool
         assert pool["server_address"] == f"[{DB4_NAT64}]:5432", pool
         # The answer pool64 got had only the A record: the synthesis was its own.
-        assert cache_entry(stats, "db4.test")["addresses"] == ["100.64.2.10"], stats["resolver"]
+        entry = cache_entry(stats, "db4.test")
+        assert entry["addresses"] == ["100.64.2.10"], stats["resolver"]
+        # Cached with the record's TTL (30 s in the lab zone), not longer.
+        assert 0 < entry["ttl_remaining_seconds"] <= 30, entry
         assert stats["resolver"]["nat64_source"] == "configured"
         assert stats["resolver"]["nat64_prefix"] == "64:ff9b::/96"
 
@@ -429,6 +432,16 @@ def test_g_happy_eyeballs_blackholed_ipv6_falls_back_to_nat64(lab, resolver):
         # The server connection is pooled: the next client does not dial again.
         _, again = p.whoami()
         assert again < 1.0, again
+
+
+def test_g_attempt_counters_include_the_abandoned_ipv6_attempt(lab):
+    """Issue 4 "Visibility": counters of attempts per family. The race started an IPv6 attempt (later
+    abandoned) and a NAT64 one; both are attempts."""
+    with _he_first_query(lab, "plain") as p:
+        p.whoami()
+        attempts = p.stats()["resolver"]["attempts_by_family"]
+        assert attempts.get("nat64", 0) >= 1, attempts
+        assert attempts.get("ipv6", 0) >= 1, attempts
 
 
 def test_g_stats_list_every_address_tried(lab):
