@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Metrics
@@ -99,7 +100,7 @@ struct ProxyService: Service {
         for c in channels { try? await c.close() }
         try await proxy.loop.submit { proxy.beginDrain() }.get()
         let deadline = Date().addingTimeInterval(proxy.config.shutdownTimeout)
-        while Date() < deadline {
+        while Date() < deadline, !FastShutdown.requested.withLockedValue({ $0 }) {
             let busy = try await proxy.loop.submit { proxy.busyServers }.get()
             if busy == 0 { break }
             try? await Task.sleep(nanoseconds: 100_000_000)
@@ -121,9 +122,14 @@ struct ReloadService: Service {
     let logger: Logger
 
     func run() async throws {
-        let signals = await UnixSignalsSequence(trapping: .sighup)
-        for await _ in signals.cancelOnGracefulShutdown() {
-            reload()
+        let signals = await UnixSignalsSequence(trapping: .sighup, .sigint)
+        for await signal in signals {
+            if signal == .sigint {
+                // SIGINT also starts the graceful shutdown (ServiceGroup); it asks for a short drain.
+                FastShutdown.requested.withLockedValue { $0 = true }
+            } else {
+                reload()
+            }
         }
     }
 
@@ -133,8 +139,8 @@ struct ReloadService: Service {
             new = try runner.reloadedConfiguration()
             _ = try ResolverDialPlanner.checked(policy: new.ipPolicy, nat64: new.nat64Prefix)
             guard let level = Logger.Level(rawValue: new.logLevel) else { return }
-            let restart = try proxy.loop.submit { try proxy.reload(new) }.wait()
             try planner.update(policy: new.ipPolicy, nat64: new.nat64Prefix, attemptDelay: new.happyEyeballsDelay)
+            let restart = try proxy.loop.submit { try proxy.reload(new) }.wait()
             LogLevelBox.shared.level = level
             logger.notice(
                 "configuration reloaded",
@@ -143,4 +149,9 @@ struct ReloadService: Service {
             logger.error("configuration reload rejected; nothing changed", metadata: ["error": "\(error)"])
         }
     }
+}
+
+/// Set by SIGINT: drain without waiting for running transactions (SIGTERM waits up to `shutdown-timeout`).
+enum FastShutdown {
+    static let requested = NIOLockedValueBox(false)
 }

@@ -42,6 +42,8 @@ final class ServerConnection: @unchecked Sendable {
     var preparedTick: UInt64 = 0
     /// Pending bytes to the server, written at the end of the current read batch.
     var outbound: ByteBuffer
+    /// Slices written but not yet flushed.
+    var unflushed = false
 
     init(id: Int, pool: Pool, pq: LibPQConnection, address: String, now: NIODeadline, allocator: ByteBufferAllocator) {
         self.id = id
@@ -74,12 +76,28 @@ final class ServerConnection: @unchecked Sendable {
         outbound.writeBuffer(&buffer)
     }
 
+    /// Writes a large frame or piece as its own slice (no copy), after anything queued before it.
+    func writeSlice(_ bytes: ByteBuffer) {
+        guard let context else { return }
+        if outbound.readableBytes > 0 {
+            context.write(NIOAny(outbound), promise: nil)
+            outbound = context.channel.allocator.buffer(capacity: 256)
+        }
+        context.write(NIOAny(bytes), promise: nil)
+        unflushed = true
+    }
+
     /// Sends queued bytes.
     func flush() {
-        guard outbound.readableBytes > 0, let context else { return }
-        context.writeAndFlush(NIOAny(outbound), promise: nil)
-        // Reuses the storage when the write completed synchronously (see ClientSession.flushToClient).
-        outbound.clear()
+        guard let context else { return }
+        if outbound.readableBytes > 0 {
+            context.writeAndFlush(NIOAny(outbound), promise: nil)
+            // Reuses the storage when the write completed synchronously (see ClientSession.flushToClient).
+            outbound.clear()
+        } else if unflushed {
+            context.flush()
+        }
+        unflushed = false
     }
 
     /// Server-side prepared statement bookkeeping: true when `name` is already prepared here.

@@ -142,8 +142,7 @@ extension ClientSession {
     private func write(_ server: ServerConnection, _ frame: ByteBuffer) {
         var f = frame
         if f.readableBytes >= 32 * 1024 {
-            server.flush()
-            server.context?.write(NIOAny(f), promise: nil)
+            server.writeSlice(f)
         } else {
             server.write(&f)
         }
@@ -156,8 +155,7 @@ extension ClientSession {
         switch frame {
         case .piece(_, let bytes, _):
             pool.stats.totalReceived &+= UInt64(bytes.readableBytes)
-            server.flush()
-            server.context?.write(NIOAny(bytes), promise: nil)
+            server.writeSlice(bytes)
             return
         case .message(let type, let bytes):
             pool.stats.totalReceived &+= UInt64(bytes.readableBytes)
