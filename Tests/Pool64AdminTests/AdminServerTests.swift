@@ -71,7 +71,7 @@ struct AdminServerTests {
             let started = ContinuousClock.now
             let hung = try await RawHTTPConnection.with(addresses[0]) { try await $0.get("/healthz") }
             #expect(hung.status == 503)
-            #expect(ContinuousClock.now - started < .seconds(5))
+            #expect(ContinuousClock.now - started < .seconds(30))
             provider.hangLiveness = false
             provider.alive = false
             let dead = try await RawHTTPConnection.with(addresses[0]) { try await $0.get("/healthz") }
@@ -175,7 +175,8 @@ struct AdminServerTests {
                 #expect(other.status == 200)
                 let started = ContinuousClock.now
                 #expect(try await silent.readResponse() == nil)
-                #expect(ContinuousClock.now - started < .seconds(5))
+                // Generous bound: only "it closes", not how fast, is asserted (timing belongs in benchmarks).
+                #expect(ContinuousClock.now - started < .seconds(30))
             }
         }
     }

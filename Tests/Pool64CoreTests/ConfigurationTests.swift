@@ -75,9 +75,10 @@ import Testing
     }
 
     @Test func keyValueForm() throws {
-        let c = try ConnectionString(parsing: "host=10.0.0.1 port=5432 user=app password='it''s \\'x' dbname=d")
+        let c = try ConnectionString(parsing: "host=10.0.0.1 port=5432 user=app password='it\\'s x' dbname=d")
         #expect(c["host"] == "10.0.0.1")
         #expect(c.user == "app")
+        #expect(c.password == "it's x")
         #expect(c.database == "d")
         #expect(c.endpoints == [.init(host: "10.0.0.1", port: 5432)])
     }

@@ -113,7 +113,7 @@ import Testing
 
     @Test func pinsSessionState() {
         for sql in [
-            "SET search_path = a", "set statement_timeout to 5", "SET SESSION TimeZone = 'UTC'; SELECT 1",
+            "SET search_path = a", "set statement_timeout to 5", "SET SESSION search_path = x; SELECT 1",
             "CREATE TEMP TABLE t(x int)", "create temporary table t(x int)", "PREPARE p AS SELECT 1",
             "SELECT pg_advisory_lock(1)", "select PG_ADVISORY_LOCK_SHARED(1)", "LISTEN chan", "SET ROLE x",
             "SET SESSION AUTHORIZATION x", "DECLARE c CURSOR WITH HOLD FOR SELECT 1", "select set_config('a.b','1',false)",
@@ -129,7 +129,7 @@ import Testing
     @Test func leavesOrdinarySQLAlone() {
         for sql in [
             "SELECT 1", "SET LOCAL search_path = a", "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
-            "SET application_name = 'x'", "SET TimeZone TO 'UTC'", "select 'SET search_path = x'",
+            "SET application_name = 'x'", "SET TimeZone TO 'UTC'", "SET SESSION TimeZone = 'UTC'; SELECT 1", "select 'SET search_path = x'",
             "-- SET search_path = x\nselect 1", "BEGIN; UPDATE t SET x = 1; COMMIT", "select pg_advisory_xact_lock(1)",
             "UNLISTEN *", "select $$ ; set search_path = x $$",
         ] {
