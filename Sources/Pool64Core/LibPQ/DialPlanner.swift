@@ -32,7 +32,8 @@ public struct DialPlan: Sendable {
 public protocol DialPlanner: Sendable {
     /// Resolves `endpoints` off the event loop and calls back (on any thread).
     func plan(endpoints: [ConnectionString.Endpoint], completion: @escaping @Sendable (Result<DialPlan, PlanError>) -> Void)
-    /// Counts an attempt on a route and whether it failed; a failure forgets cached answers for `names`.
+    /// Counts an attempt starting on a route (`failed` false) or failing (`failed` true); a failure forgets cached
+    /// answers for `names`. Attempts abandoned by Happy Eyeballs count as attempts, not failures.
     func record(route: String, failed: Bool, names: [String])
     /// Resolver and NAT64 state for `/stats`.
     func snapshot() -> ResolverSnapshot

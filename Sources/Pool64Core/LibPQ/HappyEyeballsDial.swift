@@ -41,6 +41,7 @@ final class HappyEyeballsDial: @unchecked Sendable {
             case .startAttempt(let i):
                 let attempt = plan.attempts[i]
                 tried.append(attempt.address)
+                proxy.planner.record(route: attempt.route, failed: false, names: plan.names)
                 var params = base
                 for (k, v) in attempt.overrides { params[k] = v }
                 let loop = proxy.loop
@@ -72,7 +73,7 @@ final class HappyEyeballsDial: @unchecked Sendable {
     private func attemptFinished(_ i: Int, _ result: Result<LibPQConnection, DialError>) {
         dialIDs[i] = nil
         let attempt = plan.attempts[i]
-        proxy.planner.record(route: attempt.route, failed: { if case .failure = result { return true } else { return false } }(), names: plan.names)
+        if case .failure = result { proxy.planner.record(route: attempt.route, failed: true, names: plan.names) }
         switch result {
         case .success(let pq):
             if done {

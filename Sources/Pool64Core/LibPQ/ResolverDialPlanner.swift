@@ -193,8 +193,7 @@ public final class ResolverDialPlanner: DialPlanner {
 
     public func record(route: String, failed: Bool, names: [String]) {
         state.withLockedValue { s in
-            s.attempts[route, default: 0] &+= 1
-            if failed { s.failures[route, default: 0] &+= 1 }
+            if failed { s.failures[route, default: 0] &+= 1 } else { s.attempts[route, default: 0] &+= 1 }
         }
         if failed {
             for n in names { resolver.invalidate(n) }
