@@ -71,7 +71,8 @@ struct Runner {
         let group = ServiceGroup(
             configuration: .init(
                 services: services,
-                gracefulShutdownSignals: [.sigterm, .sigint],
+                gracefulShutdownSignals: [.sigterm],
+                cancellationSignals: [.sigint],
                 logger: logger))
         try await group.run()
         try await proxyGroup.shutdownGracefully()
@@ -100,7 +101,8 @@ struct ProxyService: Service {
         for c in channels { try? await c.close() }
         try await proxy.loop.submit { proxy.beginDrain() }.get()
         let deadline = Date().addingTimeInterval(proxy.config.shutdownTimeout)
-        while Date() < deadline, !FastShutdown.requested.withLockedValue({ $0 }) {
+        // SIGINT cancels instead of asking nicely: drain without waiting for running transactions.
+        while Date() < deadline, !Task.isCancelled {
             let busy = try await proxy.loop.submit { proxy.busyServers }.get()
             if busy == 0 { break }
             try? await Task.sleep(nanoseconds: 100_000_000)
@@ -122,14 +124,9 @@ struct ReloadService: Service {
     let logger: Logger
 
     func run() async throws {
-        let signals = await UnixSignalsSequence(trapping: .sighup, .sigint)
-        for await signal in signals {
-            if signal == .sigint {
-                // SIGINT also starts the graceful shutdown (ServiceGroup); it asks for a short drain.
-                FastShutdown.requested.withLockedValue { $0 = true }
-            } else {
-                reload()
-            }
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in signals.cancelOnGracefulShutdown() {
+            reload()
         }
     }
 
@@ -149,9 +146,4 @@ struct ReloadService: Service {
             logger.error("configuration reload rejected; nothing changed", metadata: ["error": "\(error)"])
         }
     }
-}
-
-/// Set by SIGINT: drain without waiting for running transactions (SIGTERM waits up to `shutdown-timeout`).
-enum FastShutdown {
-    static let requested = NIOLockedValueBox(false)
 }
