@@ -205,11 +205,12 @@ listen_backlog = 4096
         self.wait_sql(self.pgb_port, self.pgb, "PgBouncer", f"{d}/pgbouncer.log")
 
     # -- pool64
-    def start_pool64(self, wrapper: list[str] | None = None):
+    def start_pool64(self, wrapper: list[str] | None = None, extra_env: dict | None = None):
         d = self.p64_dir
         os.makedirs(d, exist_ok=True)
         self.userlist(f"{d}/userlist.txt")
         env = {k: v for k, v in os.environ.items() if not k.startswith("POOL64_") and not k.startswith("PG")}
+        env.update(extra_env or {})
         env["DATABASE_URL"] = f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{self.pg_port}/{DB}?sslmode=disable"
         cmd = [self.args.bin, "--listen", f"127.0.0.1:{self.p64_port}", "--admin-listen", f"127.0.0.1:{self.p64_admin}",
                "--pool-mode", "transaction", "--pool-size", "20", "--max-client-conn", "10000",
@@ -522,6 +523,71 @@ def machine_info(binary: str) -> str:
 
 # ---------------------------------------------------------------------------------------------------------------
 
+def profile(args) -> int:
+    """Runs pool64 under valgrind --tool=callgrind while pgbench -S -c 10 drives it, then prints the top costs."""
+    if not shutil.which("valgrind"):
+        die("valgrind is not installed (apt-get install valgrind)")
+    duration = args.duration or 20
+    svc = Services(args)
+    try:
+        svc.start_postgres()
+        out = os.path.join(svc.p64_dir, "callgrind.out")
+        os.makedirs(svc.p64_dir, exist_ok=True)
+        # Valgrind 3.19 cannot read the DWARF 5 that Swift's clang emits: profile a copy without debug info (the
+        # symbol table still names every function).
+        stripped = os.path.join(svc.p64_dir, "pool64-nodebug")
+        subprocess.run(["objcopy", "--strip-debug", args.bin, stripped], check=True)
+        args.bin = stripped
+        shim = os.path.join(svc.p64_dir, "sigsuspend_shim.so")
+        subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", shim, os.path.join(HERE, "bench_sigsuspend_shim.c")],
+                       check=True)
+        svc.start_pool64(wrapper=["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                                  "--instr-atstart=no"], extra_env={"LD_PRELOAD": shim})
+        # warm-up outside the measurement (pool fill, first-use initialisation), then collect only the steady state
+        subprocess.run([f"{PG_BIN}/pgbench", "-n", "-S", "-j", "2", "-c", "10", "-T", "3", "-h", "127.0.0.1",
+                        "-p", str(svc.p64_port), "-U", USER, DB], env=svc.client_env(), capture_output=True)
+        r = subprocess.run(["callgrind_control", "-i", "on", str(svc.p64.pid)], capture_output=True, text=True)
+        if r.returncode != 0:
+            die(f"callgrind_control -i on failed: {r.stdout}{r.stderr}")
+        total_tx = 0
+        for mode in args.profile_modes.split(","):
+            r = subprocess.run([f"{PG_BIN}/pgbench", "-n", "-S", "-M", mode, "-j", "2", "-c", "10", "-T", str(duration),
+                                "-h", "127.0.0.1", "-p", str(svc.p64_port), "-U", USER, DB],
+                               env=svc.client_env(), capture_output=True, text=True)
+            m = re.search(r"number of transactions actually processed: (\d+)", r.stdout)
+            total_tx += int(m.group(1)) if m else 0
+            log(f"profile: -M {mode}: {m.group(1) if m else '?'} transactions under callgrind")
+        r = subprocess.run(["callgrind_control", "-d", str(svc.p64.pid)], capture_output=True, text=True)
+        if r.returncode != 0:
+            die(f"callgrind_control -d failed: {r.stdout}{r.stderr}")
+        time.sleep(2)
+        svc.p64.kill()  # the dump is written; a SIGTERM drain under valgrind only takes time
+        svc.p64.wait()
+        files = sorted(f for f in os.listdir(svc.p64_dir) if f.startswith("callgrind.out")
+                       and os.path.getsize(os.path.join(svc.p64_dir, f)) > 0)
+        if not files:
+            die("callgrind wrote no output")
+        paths = [os.path.join(svc.p64_dir, f) for f in files]
+        def annotate(inclusive: str) -> str:
+            text = subprocess.run(["callgrind_annotate", f"--inclusive={inclusive}", "--threshold=99", *paths],
+                                  capture_output=True, text=True).stdout
+            swift = shutil.which("swift")
+            if swift:  # demangle Swift symbols
+                text = subprocess.run([swift, "demangle", "--simplified"], input=text, capture_output=True,
+                                      text=True).stdout or text
+            return text
+        ann, incl = annotate("no"), annotate("yes")
+        print(f"## callgrind: pool64 under pgbench -S -c 10 ({args.profile_modes}, {duration}s each), "
+              f"{total_tx} transactions\n")
+        print("### Self cost (exclusive)\n```\n" + "\n".join(ann.splitlines()[:60]) + "\n```\n")
+        print("### Inclusive\n```\n" + "\n".join(incl.splitlines()[:60]) + "\n```")
+        if args.keep:
+            log(f"callgrind files: {' '.join(paths)}")
+    finally:
+        svc.cleanup()
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="pool64 vs PgBouncer vs direct PostgreSQL (see scripts/bench --help)")
     ap.add_argument("--bin", required=True, help="pool64 binary")
@@ -538,8 +604,12 @@ def main() -> int:
     ap.add_argument("--json", default=None, help="write raw results here")
     ap.add_argument("--output", default=None, help="also write the markdown report here")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--profile", action="store_true", help="callgrind profile of pool64 under pgbench -S instead")
+    ap.add_argument("--profile-modes", default="simple,extended", help="pgbench -M modes run under --profile")
     ap.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.profile:
+        return profile(args)
 
     if args.duration is None:
         args.duration = 2 if args.smoke else 5 if args.quick else 30
