@@ -107,6 +107,13 @@ def lab():
         pytest.skip(reason)
     lab_id = uuid.uuid4().hex[:6]
     env = {**os.environ, "P64LAB_ID": lab_id}
+
+    # SIGTERM (a runner's timeout) must still tear the lab down: turn it into an interrupt, which
+    # pytest answers by running fixture teardown.
+    def on_term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous_term = signal.signal(signal.SIGTERM, on_term)
     try:
         proc = subprocess.run([LAB_SCRIPT, "up"], env=env, capture_output=True, text=True, timeout=120)
         if proc.returncode != 0:
@@ -116,6 +123,7 @@ def lab():
         yield Lab(values)
     finally:
         subprocess.run([LAB_SCRIPT, "down", lab_id], env=env, capture_output=True, timeout=60)
+        signal.signal(signal.SIGTERM, previous_term)
 
 
 class Pool64InNamespace:
@@ -135,10 +143,14 @@ class Pool64InNamespace:
             # `ip netns exec` execs pool64: proc.pid is pool64's own PID.
             self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, cwd=self.workdir)
+        # Like harness.start_pool64: scripts/test kills pool64 processes left behind by a killed run.
+        with open(os.path.join(self.workdir, "pool64.pid"), "w") as f:
+            f.write(f"{self.proc.pid}\n")
         ok = self._in_ns(["wait", "20", str(self.port), str(self.admin_port)], timeout=30).returncode == 0
         if not ok or self.proc.poll() is not None:
+            log = self.log()
             self.stop()
-            raise AssertionError(f"pool64 did not start listening in {ns}:\n{self.log()}")
+            raise AssertionError(f"pool64 did not start listening in {ns} (exit status {self.proc.returncode}):\n{log}")
 
     def _in_ns(self, args: list[str], timeout: float = 15) -> subprocess.CompletedProcess:
         return subprocess.run(["ip", "netns", "exec", self.ns, "/usr/bin/python3", "-c", _HELPER, *args],
