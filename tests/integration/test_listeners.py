@@ -198,9 +198,16 @@ def test_port_in_use_fails_startup_naming_the_address(start, which, taken, liste
         blocker.close()
 
 
-def test_dual_stack_even_when_bindv6only_is_set(start):
+@pytest.mark.parametrize("sysctls,hosts", [
+    (["net.ipv6.bindv6only=1"], ["::1", "127.0.0.1"]),
+    (["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
+      "net.ipv6.conf.lo.disable_ipv6=1"], ["127.0.0.1"]),
+], ids=["bindv6only", "ipv6-disabled"])
+def test_dual_stack_even_when_bindv6only_is_set(start, sysctls, hosts):
     """IPV6_V6ONLY=0 must be set explicitly: in a namespace where net.ipv6.bindv6only=1, a [::]
-    listener must still accept IPv4 clients (admin listener: no database needed)."""
+    listener must still accept IPv4 clients (admin listener: no database needed). On a host with
+    IPv6 disabled by sysctl, `[::]` listeners must still serve IPv4 (dual-stack or the 0.0.0.0
+    fallback)."""
     if os.geteuid() != 0 or shutil.which("ip") is None:
         pytest.skip("needs root and iproute2 for a private network namespace")
     ns = f"p64lst-{uuid.uuid4().hex[:6]}"
@@ -209,13 +216,13 @@ def test_dual_stack_even_when_bindv6only_is_set(start):
     p = None
     try:
         subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-        subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.bindv6only=1"], check=True)
+        subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", *sysctls], check=True)
         port, admin = 6432, 9090
         p = start([f"[::]:{port}"], [f"[::]:{admin}"], netns=ns)
         probe = (
             "import socket, sys, time\n"
             "deadline = time.monotonic() + 20\n"
-            "for host, port in [('::1', %d), ('::1', %d), ('127.0.0.1', %d), ('127.0.0.1', %d)]:\n"
+            "for host, port in [(h, p) for h in %r for p in (%d, %d)]:\n"
             "    while True:\n"
             "        try:\n"
             "            s = socket.create_connection((host, port), timeout=1)\n"
@@ -229,7 +236,7 @@ def test_dual_stack_even_when_bindv6only_is_set(start):
             "            if time.monotonic() > deadline:\n"
             "                print('FAILED', host, port, e); sys.exit(1)\n"
             "            time.sleep(0.1)\n"
-        ) % (port, admin, port, admin, admin)
+        ) % (hosts, port, admin, admin)
         out = subprocess.run(["ip", "netns", "exec", ns, "/usr/bin/python3", "-c", probe],
                              capture_output=True, text=True, timeout=40)
         assert out.returncode == 0, f"{out.stdout}{out.stderr}\n--- pool64 log ---\n{p.log()}"
