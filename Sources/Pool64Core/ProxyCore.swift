@@ -160,7 +160,7 @@ public final class ProxyCore: @unchecked Sendable {
             loop.execute { [self] in
                 switch plan {
                 case .failure(let error):
-                    pool.dialFailed("could not resolve database host: \(error)", sqlstate: "08001")
+                    pool.dialFailed("no address to reach the database: \(error)", sqlstate: "08001")
                 case .success(let plan):
                     let race = HappyEyeballsDial(proxy: self, plan: plan, base: parameters, timeout: timeout)
                     race.completion = { [self] result in dialed(result, pool: pool, tried: race.tried) }

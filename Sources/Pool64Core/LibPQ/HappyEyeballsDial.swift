@@ -18,6 +18,8 @@ final class HappyEyeballsDial: @unchecked Sendable {
     private var dialIDs: [Int: Int] = [:]
     private var timer: Scheduled<Void>?
     private var done = false
+    /// The attempt whose TCP connection came up first.
+    private var connectedWinner: Int?
     /// Addresses of the attempts started so far, in order, for `/stats`.
     private(set) var tried: [String] = []
 
@@ -45,8 +47,10 @@ final class HappyEyeballsDial: @unchecked Sendable {
                 var params = base
                 for (k, v) in attempt.overrides { params[k] = v }
                 let loop = proxy.loop
-                dialIDs[i] = proxy.dialer.dial(parameters: params.map { ($0.key, $0.value) }, timeout: timeout) {
-                    [self] result in
+                dialIDs[i] = proxy.dialer.dial(
+                    parameters: params.map { ($0.key, $0.value) }, timeout: timeout,
+                    onConnected: { [self] in loop.execute { self.attemptConnected(i) } }
+                ) { [self] result in
                     loop.execute { self.attemptFinished(i, result) }
                 }
             case .scheduleTimer(let deadline):
@@ -70,21 +74,34 @@ final class HappyEyeballsDial: @unchecked Sendable {
         }
     }
 
+    /// TCP is up for attempt `i`: it wins the race (RFC 8305 §5); the others are abandoned and its login finishes.
+    private func attemptConnected(_ i: Int) {
+        guard !done, connectedWinner == nil else { return }
+        connectedWinner = i
+        run(machine.attemptSucceeded(index: i))
+    }
+
     private func attemptFinished(_ i: Int, _ result: Result<LibPQConnection, DialError>) {
         dialIDs[i] = nil
         let attempt = plan.attempts[i]
         if case .failure = result { proxy.planner.record(route: attempt.route, failed: true, names: plan.names) }
         switch result {
         case .success(let pq):
-            if done {
+            if done || (connectedWinner != nil && connectedWinner != i) {
                 pq.finish()  // lost the race after the winner was chosen
                 return
             }
-            let actions = machine.attemptSucceeded(index: i)
+            let actions = connectedWinner == nil ? machine.attemptSucceeded(index: i) : []
             finish(.success((pq, attempt)))
             run(actions)
         case .failure(let e):
             if done { return }
+            if connectedWinner == i {
+                // The connection came up but the login failed: the server said no; other addresses of the same
+                // host would say the same.
+                finish(.failure(DialError(message: "\(attempt.address): \(e)")))
+                return
+            }
             run(machine.attemptFailed(index: i, error: e, now: Self.now))
         }
     }

@@ -17,10 +17,11 @@ public final class LibPQDialer: Sendable {
         var wantWrite: Bool
         let deadline: UInt64
         let completion: Completion
+        var onConnected: (@Sendable () -> Void)?
     }
 
     private struct State {
-        var pending: [(id: Int, params: [(String, String)], timeout: Double, completion: Completion)] = []
+        var pending: [(id: Int, params: [(String, String)], timeout: Double, completion: Completion, onConnected: (@Sendable () -> Void)?)] = []
         var cancelled: Set<Int> = []
         var nextID = 1
         var stopping = false
@@ -47,11 +48,16 @@ public final class LibPQDialer: Sendable {
     /// Starts a dial with libpq keyword/value parameters; `completion` runs on the dial thread.
     /// Returns an id usable with `cancel(_:)` (Happy Eyeballs cancels the losers).
     @discardableResult
-    public func dial(parameters: [(String, String)], timeout: Double, completion: @escaping Completion) -> Int {
+    /// `onConnected` runs once, on the dial thread, when the TCP connection is established (before TLS and
+    /// authentication): Happy Eyeballs races connections, not logins (RFC 8305 §5).
+    public func dial(
+        parameters: [(String, String)], timeout: Double, onConnected: (@Sendable () -> Void)? = nil,
+        completion: @escaping Completion
+    ) -> Int {
         let id = state.withLockedValue { s in
             let id = s.nextID
             s.nextID += 1
-            s.pending.append((id, parameters, timeout, completion))
+            s.pending.append((id, parameters, timeout, completion, onConnected))
             return id
         }
         wake()
@@ -104,7 +110,10 @@ public final class LibPQDialer: Sendable {
                 }
             }
             for p in newOnes where !cancelled.contains(p.id) {
-                if let a = start(p.id, p.params, p.timeout, p.completion) { attempts.append(a) }
+                if var a = start(p.id, p.params, p.timeout, p.completion) {
+                    a.onConnected = p.onConnected
+                    attempts.append(a)
+                }
             }
             var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
             for a in attempts {
@@ -134,7 +143,12 @@ public final class LibPQDialer: Sendable {
                     }
                     continue
                 }
-                switch PQconnectPoll(a.conn) {
+                let polled = PQconnectPoll(a.conn)
+                if let connected = a.onConnected, PQstatus(a.conn) != CONNECTION_STARTED {
+                    a.onConnected = nil
+                    connected()
+                }
+                switch polled {
                 case PGRES_POLLING_OK:
                     a.completion(.success(LibPQConnection(a.conn)))
                 case PGRES_POLLING_FAILED:

@@ -157,7 +157,14 @@ public final class ResolverDialPlanner: DialPlanner {
                     }
                 }
                 if candidates.isEmpty {
-                    errors.append("\(e.host): no usable address under ip-policy \(policy.rawValue)")
+                    var why = "no usable address under ip-policy \(policy.rawValue)"
+                    if let prefix, prefix.isWellKnown {
+                        why += "; the well-known NAT64 prefix \(prefix) cannot reach non-global IPv4 (RFC 6052 §3.1):"
+                            + " set --nat64-prefix to the gateway's network-specific prefix"
+                    } else if prefix == nil {
+                        why += " and no NAT64 prefix"
+                    }
+                    errors.append("\(e.host): \(why)")
                     continue
                 }
                 perHost.append(candidates.map { c in
