@@ -44,6 +44,8 @@ final class ServerConnection: @unchecked Sendable {
     var outbound: ByteBuffer
     /// Slices written but not yet flushed.
     var unflushed = false
+    /// Whether the channel's autoRead is on (see `setReading`).
+    var reading = true
 
     init(id: Int, pool: Pool, pq: LibPQConnection, address: String, now: NIODeadline, allocator: ByteBufferAllocator) {
         self.id = id
@@ -74,6 +76,14 @@ final class ServerConnection: @unchecked Sendable {
     /// Queues bytes to the server.
     func write(_ buffer: inout ByteBuffer) {
         outbound.writeBuffer(&buffer)
+    }
+
+    /// Backpressure toward the server: reading pauses while the attached client cannot take more. Only touches the
+    /// channel option when the value changes (setOption is costly: dynamic casts on every call).
+    func setReading(_ on: Bool) {
+        guard on != reading, let channel = context?.channel else { return }
+        reading = on
+        try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: on)
     }
 
     /// Writes a large frame or piece as its own slice (no copy), after anything queued before it.

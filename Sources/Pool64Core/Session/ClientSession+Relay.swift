@@ -100,7 +100,7 @@ extension ClientSession {
         }
         server.flush()
         flushToClient()
-        try? server.context?.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable)
+        server.setReading(context.channel.isWritable)
     }
 
     /// Makes the server's session parameters match what this client asked for, before its first message.

@@ -129,7 +129,7 @@ final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         // Backpressure: stop reading the server while this client cannot take more.
-        try? server?.context?.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable)
+        server?.setReading(context.channel.isWritable)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
