@@ -152,6 +152,8 @@ final class Pool: @unchecked Sendable {
         }
         server.state = .idle
         server.lastUsed = now
+        // Its last client may have paused it; idle connections keep reading so a server close is noticed.
+        server.setReading(true)
         if let client = waiters.popFirst() {
             attach(server, to: client)
         } else {
