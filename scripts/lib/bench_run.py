@@ -170,7 +170,7 @@ log_min_messages = warning
     # -- PgBouncer
     def start_pgbouncer(self):
         d = self.pgb_dir
-        os.makedirs(d)
+        os.makedirs(d, exist_ok=True)
         shutil.chown(d, "postgres", "postgres")
         self.userlist(f"{d}/userlist.txt", "postgres")
         with open(f"{d}/pgbouncer.ini", "w") as f:
@@ -243,6 +243,22 @@ listen_backlog = 4096
             proc.kill()
             proc.wait()
 
+    def warm_up(self, target: str):
+        # fill the pool (20 server connections) and page in the tables
+        subprocess.run([f"{PG_BIN}/pgbench", "-n", "-S", "-j", "2", "-c", "20", "-T", "2", "-h", "127.0.0.1",
+                        "-p", str(self.port(target)), "-U", USER, DB], env=self.client_env(), capture_output=True)
+
+    def restart(self, target: str):
+        """A fresh pooler process, warmed up: per-client memory is measured from a clean baseline (PgBouncer keeps
+        freed client slots in its slabs, so a second measurement in one process would read ~0)."""
+        if target == "PGBOUNCER":
+            self.stop_proc(self.pgb)
+            self.start_pgbouncer()
+        elif target == "POOL64":
+            self.stop_proc(self.p64)
+            self.start_pool64()
+        self.warm_up(target)
+
     def port(self, target: str) -> int:
         return {"DIRECT": self.pg_port, "PGBOUNCER": self.pgb_port, "POOL64": self.p64_port}[target]
 
@@ -306,6 +322,7 @@ class Result:
     rss_before_kib: int | None = None
     rss_after_kib: int | None = None
     kib_per_client: float | None = None
+    rss_previous_process_kib: int | None = None  # idle: RSS of the pooler that ran the scenarios before, at restart
     seconds: float | None = None
 
 
@@ -371,6 +388,9 @@ def run_idle(svc: Services, sc: Scenario, target: str, run: int) -> Result:
     if pid is None:
         res.status, res.reason = "skip", "PostgreSQL backends are processes; not comparable"
         return res
+    res.rss_previous_process_kib = proc_rss_kib(pid)
+    svc.restart(target)
+    pid = svc.pid(target)
     time.sleep(1)
     res.rss_before_kib = proc_rss_kib(pid)
     cpu0 = proc_cpu_seconds(pid)
@@ -518,7 +538,8 @@ def machine_info(binary: str) -> str:
             f"- Memory: {mem}; kernel {platform.release()}\n"
             f"- {out([f'{PG_BIN}/postgres', '--version'])}; {out([PGBOUNCER, '--version'])}; "
             f"{out([f'{PG_BIN}/pgbench', '--version'])}\n"
-            f"- pool64 commit {commit}, binary `{os.path.relpath(binary, REPO) if binary.startswith(REPO + '/') else binary}`")
+            f"- pool64: HEAD {commit} at report time; binary built "
+            f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(os.path.getmtime(binary)))}, `{os.path.relpath(binary, REPO) if binary.startswith(REPO + '/') else binary}`")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -641,10 +662,8 @@ def main() -> int:
                 pid = svc.pid(t)
                 lim = [ln for ln in open(f"/proc/{pid}/limits") if ln.startswith("Max open files")]
                 log(f"{t} {lim[0].strip() if lim else ''}")
-        # warm-up: fill both pools (20 server connections) and page in the tables
         for t in targets:
-            subprocess.run([f"{PG_BIN}/pgbench", "-n", "-S", "-j", "2", "-c", "20", "-T", "2", "-h", "127.0.0.1",
-                            "-p", str(svc.port(t)), "-U", USER, DB], env=svc.client_env(), capture_output=True)
+            svc.warm_up(t)
         rss_start = {t: proc_rss_kib(svc.pid(t)) for t in targets if svc.pid(t)}
         for run in range(args.runs):
             for sc in scs:
@@ -685,8 +704,14 @@ def main() -> int:
     if ft:
         report.append("Failures and skips:\n\n" + ft + "\n")
     if rss_start:
-        report.append("Pooler RSS after warm-up → end of run (KiB): " + ", ".join(
-            f"{t} {rss_start[t]:,} → {rss_end.get(t, 0):,}" for t in rss_start) + "\n")
+        growth = []
+        for t in rss_start:
+            prev = [r.rss_previous_process_kib for r in all_results
+                    if r.target == t and r.rss_previous_process_kib is not None]
+            steps = " → ".join(f"{v:,}" for v in [rss_start[t], *prev, rss_end.get(t, 0)])
+            growth.append(f"{t} {steps}")
+        report.append("Pooler RSS (KiB) after warm-up → before each idle scenario's restart → end: "
+                      + "; ".join(growth) + "\n")
     text = "\n".join(report)
     print(text)
     if args.output:
