@@ -158,6 +158,12 @@ final class ServerChannelHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) { server.context = context }
 
+    // Breaks the server ↔ context ↔ handler cycle once the channel is torn down.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        server.context = nil
+        server.channel = nil
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         server.pool.serverBytes(server, unwrapInboundIn(data))
     }

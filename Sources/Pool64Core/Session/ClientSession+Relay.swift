@@ -44,7 +44,7 @@ extension ClientSession {
         if case .message(let type, _) = frame, type == FrontendType.terminate {
             closeReason = "client terminated"
             phase = .closed
-            context.close(promise: nil)
+            context?.close(promise: nil)
             return
         }
         queued.append(frame)
@@ -100,7 +100,7 @@ extension ClientSession {
         }
         server.flush()
         flushToClient()
-        server.setReading(context.channel.isWritable)
+        server.setReading((context?.channel.isWritable ?? true))
     }
 
     /// Makes the server's session parameters match what this client asked for, before its first message.
@@ -124,7 +124,7 @@ extension ClientSession {
             if server.initialParameters[k] == nil { server.parameters[k] = nil }
         }
         guard !sql.isEmpty else { return }
-        var q = context.channel.allocator.buffer(capacity: sql.utf8.count + 8)
+        var q = allocator.buffer(capacity: sql.utf8.count + 8)
         q.writeQuery(sql)
         server.write(&q)
         server.tracker.expect(.query(swallow: true), out: &out)
@@ -184,7 +184,7 @@ extension ClientSession {
                 server.tracker.expect(.query(swallow: false), out: &out)
             case FrontendType.terminate:
                 closeReason = "client terminated"
-                context.close(promise: nil)
+                context?.close(promise: nil)
             default:
                 proxy.counters.protocolErrors &+= 1
                 fail(
@@ -235,7 +235,7 @@ extension ClientSession {
                 server.tracker.expect(.bind, out: &out)
                 return
             }
-            var b = context.channel.allocator.buffer(capacity: bytes.readableBytes + 16)
+            var b = allocator.buffer(capacity: bytes.readableBytes + 16)
             b.writeBind(portal: portal, statement: s, rest: rest)
             server.write(&b)
             server.tracker.expect(.bind, out: &out)
@@ -245,7 +245,7 @@ extension ClientSession {
                 server.tracker.expect(.describe, out: &out)
                 return
             }
-            var b = context.channel.allocator.buffer(capacity: s.utf8.count + 8)
+            var b = allocator.buffer(capacity: s.utf8.count + 8)
             b.writeDescribeOrClose(FrontendType.describe, kind: kind, name: s)
             server.write(&b)
             server.tracker.expect(.describe, out: &out)
@@ -272,7 +272,7 @@ extension ClientSession {
     }
 
     private func prepare(_ serverName: String, _ query: String, _ types: [UInt32], on server: ServerConnection, swallow: Bool) {
-        var b = context.channel.allocator.buffer(capacity: query.utf8.count + serverName.utf8.count + 16)
+        var b = allocator.buffer(capacity: query.utf8.count + serverName.utf8.count + 16)
         if let victim = server.addPrepared(serverName, limit: proxy.config.maxPreparedStatements) {
             b.writeDescribeOrClose(FrontendType.close, kind: UInt8(ascii: "S"), name: victim)
             server.tracker.expect(.close(swallow: true), out: &out)

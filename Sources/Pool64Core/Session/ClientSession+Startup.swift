@@ -28,7 +28,7 @@ extension ClientSession {
                 out.writeInteger(UInt8(ascii: "S"))
                 flushToClient()
                 do {
-                    try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: .first)
+                    try context?.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: .first)
                 } catch {
                     fail(ErrorFields.fatal("08P01", "TLS setup failed"), reason: "TLS setup failed")
                 }
@@ -43,7 +43,7 @@ extension ClientSession {
             proxy.cancel(processID: pid, secretKey: key)
             closeReason = "cancel request"
             phase = .closed
-            context.close(promise: nil)
+            context?.close(promise: nil)
         case .startup(_, let minor, let params):
             startupReceived(minor: minor, params: params)
             if let rest = startupBuffer {

@@ -61,6 +61,7 @@ final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
     var transactionStarted: NIODeadline?
     var queued = CircularBuffer<MessageFramer.Frame>()
     var out: ByteBuffer
+    let allocator: ByteBufferAllocator
     var statements: [String: ClientStatement] = [:]
     var pinned = false
     var processID: Int32 = 0
@@ -80,6 +81,7 @@ final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
         logger = l
         framer = MessageFramer(
             maximumMessageSize: proxy.config.maxMessageSize, streamableTypes: (FrontendType.copyData, FrontendType.copyData))
+        self.allocator = allocator
         out = allocator.buffer(capacity: 512)
     }
 
@@ -88,6 +90,11 @@ final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
     // MARK: Channel events
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    // The context holds this handler; dropping it here breaks the cycle so closed sessions are freed.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
 
     func channelActive(context: ChannelHandlerContext) {
         logger.debug("client connected")
@@ -149,7 +156,7 @@ final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
         pool?.stats.totalSent &+= UInt64(f.readableBytes)
         if f.readableBytes >= 32 * 1024 {
             flushToClient(flush: false)
-            context.write(NIOAny(f), promise: nil)
+            context?.write(NIOAny(f), promise: nil)
         } else {
             out.writeBuffer(&f)
         }
@@ -157,17 +164,17 @@ final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
 
     func flushToClient(flush: Bool = true) {
         guard out.readableBytes > 0 else {
-            if flush { context.flush() }
+            if flush { context?.flush() }
             return
         }
-        context.write(NIOAny(out), promise: nil)
+        context?.write(NIOAny(out), promise: nil)
         if flush {
-            context.flush()
+            context?.flush()
             // Usually written synchronously by now, so `out` is uniquely referenced again and clearing it reuses
             // its storage instead of allocating a buffer per flush.
             out.clear()
         } else {
-            out = context.channel.allocator.buffer(capacity: 512)
+            out = allocator.buffer(capacity: 512)
         }
     }
 
@@ -182,7 +189,7 @@ final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
             closeReason = reason
             out.writeErrorResponse(error)
             flushToClient()
-            context.close(promise: nil)
+            context?.close(promise: nil)
             phase = .closed
             return
         }
