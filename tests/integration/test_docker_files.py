@@ -59,7 +59,7 @@ def test_dockerfile_is_multi_stage_and_builds_static_release():
     # Built through the same script as the demo and the benchmark.
     assert re.search(r"RUN scripts/build-release /out --static-swift-stdlib", text)
     script = (ROOT / "scripts" / "build-release").read_text()
-    assert "swift build -c release --product pool64" in script
+    assert "-c release --product pool64" in script and "swift build" in script
 
 
 def test_dockerfile_runtime_installs_libpq5_and_runs_as_non_root():
