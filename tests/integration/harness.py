@@ -287,13 +287,7 @@ class ProxyProcess:
         return data.decode("utf-8", "replace")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
 
 def psql_select1(dsn_str: str, timeout: float = 5) -> bool:
@@ -689,3 +683,12 @@ def pgbouncer_xfail(request, reason: str, modes=("transaction",), strict: bool =
         request.node.add_marker(pytest.mark.xfail(reason=f"PgBouncer 1.18: {reason}", strict=strict))
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL after `timeout` seconds; waits for the exit either way."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)

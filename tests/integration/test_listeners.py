@@ -18,7 +18,7 @@ import uuid
 import pytest
 
 import harness
-from harness import free_port, ipv6_loopback_available, psql
+from harness import free_port, ipv6_loopback_available, psql, stop_process
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 POOL64_BIN = os.path.abspath(os.path.join(REPO_ROOT, os.environ.get("POOL64_BIN", ".build/debug/pool64")))
@@ -97,13 +97,7 @@ class Pool64:
             raise AssertionError(f"pool64 still running after {timeout}s:\n{self.log()}") from None
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 

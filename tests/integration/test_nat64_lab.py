@@ -23,6 +23,7 @@ import uuid
 import pytest
 
 import harness
+from harness import stop_process
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 LAB_SCRIPT = os.path.join(REPO_ROOT, "scripts", "nat64-lab")
@@ -194,13 +195,7 @@ class Pool64InNamespace:
         return {"server": server, "server_addr": server_addr, "client_addr": client_addr}, elapsed
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
