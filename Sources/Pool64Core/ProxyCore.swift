@@ -180,11 +180,6 @@ public final class ProxyCore: @unchecked Sendable {
                 pool.dialing -= 1
                 return
             }
-            if pq.usesTLS && !ServerTLS.supported {
-                pq.finish()
-                pool.dialFailed("server connection uses TLS, which this build cannot relay", sqlstate: "08001")
-                return
-            }
             pq.drainNotifies()
             nextServerID += 1
             let server = ServerConnection(
@@ -252,8 +247,6 @@ public final class ProxyCore: @unchecked Sendable {
         for pool in pools.values { pool.drainIdle() }
     }
 
-    /// Clients still connected (for the drain wait).
-    public var connectedClients: Int { clientCount }
 
     /// Ends everything: clients get 57P01, servers close.
     public func terminateAll() {

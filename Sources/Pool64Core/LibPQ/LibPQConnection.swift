@@ -17,7 +17,6 @@ public final class LibPQConnection: @unchecked Sendable {
         return String(cString: p)
     }
 
-    public var backendPID: Int32 { PQbackendPID(conn) }
     public var usesTLS: Bool { PQsslInUse(conn) != 0 }
 
     /// A duplicate of libpq's socket for the relay: the event loop owns and closes the duplicate while libpq keeps

@@ -4,7 +4,6 @@ import Pool64ServerTLS
 /// TLS on server connections: libpq negotiates it (sslmode, sslrootcert, SNI, verify-full); the relay then reads
 /// and writes through libpq's own OpenSSL session via `LibPQTLSHandler`'s memory BIOs (DESIGN decision 4).
 enum ServerTLS {
-    static let supported = true
     /// Used when the database URL names no `sslmode`: libpq's own default.
     static let defaultSSLMode = "prefer"
 

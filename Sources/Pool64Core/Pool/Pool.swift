@@ -49,8 +49,6 @@ final class Pool: @unchecked Sendable {
         metrics = PoolMetrics(project: proxy.config.project, database: key.database, user: key.user)
     }
 
-    var activeCount: Int { all.values.reduce(0) { $0 + ($1.state == .active ? 1 : 0) } }
-
     /// Server name for a (query, parameter types) pair, the same for every client of this pool.
     func serverStatementName(query: String, types: [UInt32]) -> String {
         let k = types.isEmpty ? query : query + "\u{0}" + types.map(String.init).joined(separator: ",")
@@ -192,7 +190,6 @@ final class Pool: @unchecked Sendable {
         guard NIODeadline.now() >= nextDialAllowed else { return }
         while dialing < wanted, dialing + all.count < proxy.config.poolSize {
             dialing += 1
-            stats.svLogin = dialing
             proxy.dial(for: self)
         }
     }
@@ -200,7 +197,6 @@ final class Pool: @unchecked Sendable {
     /// A dial succeeded; the connection is on the proxy loop with its channel set up.
     func dialSucceeded(_ server: ServerConnection, route: String, tried: [String]) {
         dialing -= 1
-        stats.svLogin = dialing
         stats.totalServerConnections &+= 1
         lastDialError = nil
         if stats.route != route {
@@ -223,7 +219,6 @@ final class Pool: @unchecked Sendable {
     /// A dial failed: clients waiting for this pool get the error when no connection can serve them.
     func dialFailed(_ message: String, sqlstate: String) {
         dialing -= 1
-        stats.svLogin = dialing
         stats.serverConnectFailures &+= 1
         lastDialError = (message, sqlstate)
         nextDialAllowed = .now() + .seconds(1)
@@ -349,11 +344,6 @@ extension Pool {
                     reason: "query wait timeout")
             }
         }
-        var maxWait: UInt64 = 0
-        if let c = waiters.first, let started = c.waitStarted {
-            maxWait = UInt64((now - started).nanoseconds / 1000)
-        }
-        stats.maxwaitUs = maxWait
         launchDials()
     }
 

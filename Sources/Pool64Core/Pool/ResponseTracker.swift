@@ -40,12 +40,9 @@ struct ResponseTracker {
         switch type {
         case BackendType.readyForQuery:
             transactionStatus = TransactionStatus(rawValue: readyStatus) ?? .failed
-            if let head = expected.first {
-                // Requests the server skipped after an error never get responses; a ReadyForQuery ends them.
-                while let h = expected.first, !h.isSyncPoint { expected.removeFirst() }
-                _ = head
-                if !expected.isEmpty { expected.removeFirst() }
-            }
+            // Requests the server skipped after an error never get responses; a ReadyForQuery ends them.
+            while let h = expected.first, !h.isSyncPoint { expected.removeFirst() }
+            if !expected.isEmpty { expected.removeFirst() }
             return swallowing ? .drop : .forward
         case BackendType.errorResponse:
             if swallowing { return .drop }
