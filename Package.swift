@@ -32,8 +32,9 @@ let package = Package(
         .target(
             name: "Pool64Core",
             dependencies: [
-                "CLibPQ", "Pool64Wire", "Pool64Resolver", "Pool64Stats", "Pool64ServerTLS",
+                "CLibPQ", "CPool64Sys", "Pool64Wire", "Pool64Resolver", "Pool64Stats", "Pool64ServerTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
@@ -69,6 +70,8 @@ let package = Package(
         .testTarget(name: "Pool64CoreTests", dependencies: ["Pool64Core"]),
         .testTarget(name: "Pool64ResolverTests", dependencies: ["Pool64Resolver"]),
         .testTarget(name: "Pool64AdminTests", dependencies: ["Pool64Admin"]),
+        // epoll, accept4 and listening sockets for the relay loop (Pool64Core/IO), without packed structs in Swift.
+        .target(name: "CPool64Sys"),
         .target(name: "CPool64TLS", dependencies: ["CLibPQ"], linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
         .target(name: "Pool64ServerTLS", dependencies: ["CPool64TLS", "CLibPQ", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "Pool64ServerTLSTests", dependencies: ["Pool64ServerTLS", "CLibPQ", .product(name: "NIOPosix", package: "swift-nio")]),

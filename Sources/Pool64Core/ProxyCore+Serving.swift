@@ -5,15 +5,20 @@ import Pool64Stats
 import Pool64Wire
 
 extension ProxyCore {
-    /// Sets up an accepted client channel (runs on the channel's loop, which is `loop`).
-    public func acceptClient(_ channel: Channel) -> EventLoopFuture<Void> {
-        channel.eventLoop.makeCompletedFuture {
-            clientCount += 1
-            counters.clientsAccepted &+= 1
-            let peer = ListenAddress.displayPeer(ip: channel.remoteAddress?.ipAddress, port: channel.remoteAddress?.port)
-            let session = ClientSession(proxy: self, id: newClientID(), peer: peer, allocator: channel.allocator)
-            try channel.pipeline.syncOperations.addHandler(session)
+    /// Takes an accepted client socket (relay loop).
+    public func acceptClient(fd: Int32, peer: String) {
+        clientCount += 1
+        counters.clientsAccepted &+= 1
+        let conn = SocketConnection(fd: fd, loop: loop)
+        let session = ClientSession(proxy: self, id: newClientID(), peer: peer)
+        session.transport = conn
+        conn.delegate = session
+        guard conn.start() else {
+            conn.delegate = nil
+            session.transportClosed("cannot watch socket")
+            return
         }
+        session.connected()
     }
 
     /// Records the bound listener addresses for stats.
@@ -49,7 +54,7 @@ extension ProxyCore {
         loop.flatSubmit {
             if self.draining { return self.loop.makeSucceededFuture(Readiness(ready: false, reason: "draining")) }
             let pool = self.pool(database: self.connectionString.database, user: self.connectionString.user)
-            if pool.idle.contains(where: { $0.state == .idle && $0.channel?.isActive == true })
+            if pool.idle.contains(where: { $0.state == .idle && $0.transport?.isOpen == true })
                 || pool.all.values.contains(where: { $0.state == .active })
             {
                 return self.loop.makeSucceededFuture(Readiness(ready: true))
@@ -71,7 +76,7 @@ extension ProxyCore {
 }
 
 /// A pending `/readyz` check completed by the next dial result (or its timeout).
-final class ReadinessProbe {
+final class ReadinessProbe: @unchecked Sendable {
     private var promise: EventLoopPromise<Readiness>?
     init(promise: EventLoopPromise<Readiness>) { self.promise = promise }
     func complete(_ r: Readiness) {

@@ -3,6 +3,8 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import CPool64Sys
+import Glibc
 import Pool64Stats
 import Pool64Wire
 
@@ -14,7 +16,10 @@ public final class ProxyCore: @unchecked Sendable {
     /// Current settings; replaced by `reload(_:)` on SIGHUP. Read on the proxy loop.
     public private(set) var config: Configuration
     public let logger: Logger
-    public let loop: EventLoop
+    /// Runs every client and plaintext server socket and all proxy state.
+    public let loop: RelayLoop
+    /// Runs TLS channels (NIOSSL clients, libpq TLS servers); their plaintext hops to `loop`.
+    let tlsGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let dialer: LibPQDialer
     let planner: DialPlanner
     let connectionString: ConnectionString
@@ -24,6 +29,8 @@ public final class ProxyCore: @unchecked Sendable {
 
     var pools: [PoolKey: Pool] = [:]
     var sessions: [Int32: ClientSession] = [:]
+    /// Clients still in startup or authentication, for the login timeout.
+    var loggingIn: [Int: ClientSession] = [:]
     var clientCount = 0
     var counters = GlobalCounters()
     public private(set) var draining = false
@@ -33,7 +40,7 @@ public final class ProxyCore: @unchecked Sendable {
     private var nextServerID = 0
     private var maintenance: RepeatedTask?
 
-    public init(config: Configuration, loop: EventLoop, logger: Logger, planner: DialPlanner) throws {
+    public init(config: Configuration, loop: RelayLoop, logger: Logger, planner: DialPlanner) throws {
         self.config = config
         self.loop = loop
         self.logger = logger
@@ -186,25 +193,38 @@ public final class ProxyCore: @unchecked Sendable {
                 id: nextServerID, pool: pool, pq: pq, address: attempt.address, now: .now(),
                 allocator: ByteBufferAllocator())
             let fd = pq.duplicateSocket()
-            ClientBootstrap(group: loop)
-                .channelInitializer { ch in
-                    ch.eventLoop.makeCompletedFuture {
-                        try ServerTLS.install(on: ch, pq: pq)
-                        try ch.pipeline.syncOperations.addHandler(ServerChannelHandler(server: server))
-                    }
-                }
-                .withConnectedSocket(fd)
-                .hop(to: loop)
-                .whenComplete { [self] r in
-                    switch r {
-                    case .success(let ch):
-                        server.channel = ch
-                        pool.dialSucceeded(server, route: attempt.route, tried: tried)
-                    case .failure(let e):
+            if pq.usesTLS {
+                let t = ChannelTransport(relay: loop)
+                t.delegate = server
+                server.transport = t
+                t.adopt(
+                    fd: fd, group: tlsGroup,
+                    handlers: { ch in try ServerTLS.install(on: ch, pq: pq) },
+                    failed: { e in
+                        server.transport = nil
                         pq.finish()
                         pool.dialFailed("could not adopt server socket: \(e)", sqlstate: "08006")
-                    }
-                }
+                    })
+                // Reads only start once the channel is up; the pool may lease it now (writes queue until then).
+                pool.dialSucceeded(server, route: attempt.route, tried: tried)
+                return
+            }
+            guard cpool64_set_nonblocking(fd) == 0 else {
+                Glibc.close(fd)
+                pq.finish()
+                pool.dialFailed("could not adopt server socket", sqlstate: "08006")
+                return
+            }
+            let conn = SocketConnection(fd: fd, loop: loop)
+            conn.delegate = server
+            server.transport = conn
+            guard conn.start() else {
+                server.transport = nil
+                pq.finish()
+                pool.dialFailed("could not watch server socket", sqlstate: "08006")
+                return
+            }
+            pool.dialSucceeded(server, route: attempt.route, tried: tried)
         }
     }
 
@@ -230,6 +250,13 @@ public final class ProxyCore: @unchecked Sendable {
 
     private func tick() {
         let now = NIODeadline.now()
+        if config.clientLoginTimeout > 0, !loggingIn.isEmpty {
+            let limit = TimeAmount.nanoseconds(Int64(config.clientLoginTimeout * 1e9))
+            for s in Array(loggingIn.values) where now - s.connectedAt > limit {
+                loggingIn[s.id] = nil
+                s.loginTimedOut()
+            }
+        }
         for pool in pools.values {
             pool.maintain(now: now)
         }

@@ -45,13 +45,13 @@ struct Runner {
         let logger = Logger(label: "pool64")
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        // One event loop runs every client and server channel: no locks or hops on the relay (DESIGN "Facts").
-        let proxyGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // One relay loop runs every client and server socket: no locks or hops on the relay (DESIGN "Facts").
+        let relay = RelayLoop()
         let adminGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let planner = try ResolverDialPlanner(
             policy: config.ipPolicy, nat64: config.nat64Prefix, attemptDelay: config.happyEyeballsDelay,
             ttlCap: config.dnsTTLCap, logger: logger)
-        let proxy = try ProxyCore(config: config, loop: proxyGroup.next(), logger: logger, planner: planner)
+        let proxy = try ProxyCore(config: config, loop: relay, logger: logger, planner: planner)
         let admin = AdminServer(
             configuration: .init(listen: config.adminListen, bearerToken: config.adminToken),
             provider: CoreAdminProvider(proxy: proxy, planner: planner), registry: registry,
@@ -75,7 +75,7 @@ struct Runner {
                 cancellationSignals: [.sigint],
                 logger: logger))
         try await group.run()
-        try await proxyGroup.shutdownGracefully()
+        try await relay.shutdownGracefully()
         try await adminGroup.shutdownGracefully()
     }
 }
@@ -89,16 +89,16 @@ struct ProxyService: Service {
 
     func run() async throws {
         let addresses = try proxy.config.listen.map { try Pool64Core.ListenAddress(parsing: $0) }
-        let channels = try await Listener.bind(addresses, group: proxy.loop, logger: logger) { ch in
-            proxy.acceptClient(ch)
+        let listeners = try Listener.bind(addresses, loop: proxy.loop, logger: logger) { fd, peer in
+            proxy.acceptClient(fd: fd, peer: peer)
         }
-        let bound = channels.compactMap { $0.localAddress.map { Pool64Core.ListenAddress.displayPeer(ip: $0.ipAddress, port: $0.port) } }
+        let bound = listeners.map(\.address)
         proxy.setListeners(bound, admin: admin)
         proxy.loop.execute { proxy.start() }
         logger.info("pool64 listening", metadata: ["listen": "\(bound)", "pool_mode": "\(proxy.config.poolMode.rawValue)"])
         try? await gracefulShutdown()
         logger.info("draining")
-        for c in channels { try? await c.close() }
+        for l in listeners { l.close() }
         try await proxy.loop.submit { proxy.beginDrain() }.get()
         let deadline = Date().addingTimeInterval(proxy.config.shutdownTimeout)
         // SIGINT cancels instead of asking nicely: drain without waiting for running transactions.

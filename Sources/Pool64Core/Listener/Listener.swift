@@ -1,53 +1,144 @@
+import CPool64Sys
 import Glibc
 import Logging
 import NIOCore
-import NIOPosix
 
 /// Binds listening sockets dual-stack on purpose: `[::]` with `IPV6_V6ONLY=0` set explicitly (never relying on
 /// `net.ipv6.bindv6only`), falling back to `0.0.0.0` with a warning when the kernel has no IPv6 (DESIGN decision 6).
+/// The sockets are accepted on the relay loop (`RelayLoop`).
 public enum Listener {
-    /// Binds every address; a port in use fails with an error naming the address.
+    /// Binds every address; a port in use fails with an error naming the address. Call from any thread but the loop.
     public static func bind(
-        _ addresses: [ListenAddress], group: EventLoopGroup, logger: Logger,
-        childInitializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
-    ) async throws -> [Channel] {
-        var channels: [Channel] = []
+        _ addresses: [ListenAddress], loop: RelayLoop, logger: Logger,
+        onAccept: @escaping (_ fd: Int32, _ peer: String) -> Void
+    ) throws -> [BoundListener] {
+        var bound: [BoundListener] = []
         do {
             for a in addresses {
-                channels.append(try await bindOne(a, group: group, logger: logger, childInitializer: childInitializer))
+                let fd = try open(a, logger: logger)
+                let l = BoundListener(fd: fd, loop: loop, logger: logger, onAccept: onAccept)
+                bound.append(l)
             }
         } catch {
-            for c in channels { try? await c.close() }
+            for l in bound { Glibc.close(l.fd) }
             throw error
         }
-        return channels
+        // Registration happens on the loop; wait for it so the caller can report the listeners as open.
+        try loop.submit { for l in bound { l.start() } }.wait()
+        return bound
     }
 
-    static func bindOne(
-        _ a: ListenAddress, group: EventLoopGroup, logger: Logger,
-        childInitializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
-    ) async throws -> Channel {
-        func makeBootstrap() -> ServerBootstrap {
-            ServerBootstrap(group: group)
-                .serverChannelOption(.backlog, value: 1024)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(.socketOption(.so_keepalive), value: 1)
-                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .childChannelInitializer(childInitializer)
-        }
-        let bootstrap = makeBootstrap()
-        do {
-            if a.isIPv6 {
-                let v6only = ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only)
-                return try await bootstrap.serverChannelOption(v6only, value: a.isWildcardIPv6 ? 0 : 1)
-                    .bind(host: a.host, port: a.port).get()
-            }
-            return try await bootstrap.bind(host: a.host, port: a.port).get()
-        } catch let e as IOError where a.isWildcardIPv6 && (e.errnoCode == EAFNOSUPPORT || e.errnoCode == EADDRNOTAVAIL) {
+    static func open(_ a: ListenAddress, logger: Logger) throws -> Int32 {
+        var host = a.host
+        if host == "localhost" { host = "127.0.0.1" }
+        let v6only: Int32 = a.isIPv6 ? (a.isWildcardIPv6 ? 0 : 1) : -1
+        var fd = cpool64_listen(host, Int32(a.port), v6only, 4096)
+        if fd == -EAFNOSUPPORT || fd == -EADDRNOTAVAIL, a.isWildcardIPv6 {
             logger.warning("no IPv6 on this host; listening on 0.0.0.0 instead", metadata: ["address": "\(a)"])
-            return try await makeBootstrap().bind(host: "0.0.0.0", port: a.port).get()
-        } catch {
-            throw ListenError(address: a.description, underlying: "\(error)")
+            fd = cpool64_listen("0.0.0.0", Int32(a.port), -1, 4096)
+        }
+        if fd == -EINVAL {
+            throw ListenError(address: a.description, underlying: "not a numeric IP address")
+        }
+        if fd < 0 {
+            throw ListenError(address: a.description, underlying: String(cString: strerror(-fd)))
+        }
+        return fd
+    }
+}
+
+/// One listening socket on the relay loop; accepts until the backlog is empty on every readiness event.
+public final class BoundListener: RelayLoopHandler, @unchecked Sendable {
+    let fd: Int32
+    unowned let loop: RelayLoop
+    let logger: Logger
+    let onAccept: (Int32, String) -> Void
+    private var open = true
+    private var paused = false
+    /// The bound address as `host:port` (IPv6 in brackets).
+    public let address: String
+
+    init(fd: Int32, loop: RelayLoop, logger: Logger, onAccept: @escaping (Int32, String) -> Void) {
+        self.fd = fd
+        self.loop = loop
+        self.logger = logger
+        self.onAccept = onAccept
+        address = Self.describe(fd)
+    }
+
+    private static func describe(_ fd: Int32) -> String {
+        var ss = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let port = cpool64_local_port(fd)
+        let host: String? = withUnsafeMutablePointer(to: &ss) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa -> String? in
+                guard getsockname(fd, sa, &len) == 0 else { return nil }
+                var buf = [CChar](repeating: 0, count: 64)
+                if sa.pointee.sa_family == sa_family_t(AF_INET6) {
+                    return sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { a6 -> String? in
+                        var addr = a6.pointee.sin6_addr
+                        return inet_ntop(AF_INET6, &addr, &buf, 64).map { _ in String(cString: buf) }
+                    }
+                }
+                return sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { a4 -> String? in
+                    var addr = a4.pointee.sin_addr
+                    return inet_ntop(AF_INET, &addr, &buf, 64).map { _ in String(cString: buf) }
+                }
+            }
+        }
+        return ListenAddress.displayPeer(ip: host, port: Int(port))
+    }
+
+    fileprivate func start() {
+        _ = loop.register(fd, self, events: UInt32(CPOOL64_EPOLLIN))
+    }
+
+    func readable() {
+        guard open else { return }
+        var host = [CChar](repeating: 0, count: 64)
+        var port: Int32 = 0
+        // Bounded so a flood of connections cannot starve the sockets already open.
+        for _ in 0..<256 {
+            let c = cpool64_accept(fd, &host, 64, &port)
+            if c >= 0 {
+                cpool64_tune_client_socket(c)
+                onAccept(c, ListenAddress.displayPeer(ip: String(cString: host), port: Int(port)))
+                continue
+            }
+            switch -c {
+            case EAGAIN, EWOULDBLOCK, EINTR, ECONNABORTED, EPROTO:
+                if -c == EAGAIN || -c == EWOULDBLOCK { return }
+            case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                // Out of descriptors: stop accepting for a moment instead of spinning on a readable listener.
+                logger.warning("cannot accept connections", metadata: ["error": "\(String(cString: strerror(-c)))"])
+                pause()
+                return
+            default:
+                logger.warning("accept failed", metadata: ["error": "\(String(cString: strerror(-c)))"])
+                return
+            }
+        }
+    }
+
+    private func pause() {
+        guard !paused else { return }
+        paused = true
+        loop.modify(fd, events: 0)
+        _ = loop.scheduleTask(in: .milliseconds(100)) { [self] in
+            paused = false
+            if open { loop.modify(fd, events: UInt32(CPOOL64_EPOLLIN)) }
+        }
+    }
+
+    func writable() {}
+
+    /// Stops accepting and closes the socket. Any thread.
+    public func close() {
+        loop.execute { [self] in
+            guard open else { return }
+            open = false
+            loop.unregister(fd)
+            Glibc.close(fd)
         }
     }
 }

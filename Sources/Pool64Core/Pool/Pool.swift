@@ -123,7 +123,7 @@ final class Pool: @unchecked Sendable {
         }
         if needsReset {
             server.state = .resetting
-            var q = server.context?.channel.allocator.buffer(capacity: 32) ?? ByteBuffer()
+            var q = ByteBuffer()
             q.writeQuery("DISCARD ALL")
             server.write(&q)
             var sink = ByteBuffer()

@@ -2,10 +2,11 @@ import Logging
 import NIOCore
 import Pool64Wire
 
-/// One authenticated server connection: libpq's handle (kept for TLS state, cancel and teardown) plus the NIO
-/// channel on the duplicated socket that the relay reads and writes. Confined to the proxy event loop.
-/// `@unchecked Sendable`: confined to the proxy event loop.
-final class ServerConnection: @unchecked Sendable {
+/// One authenticated server connection: libpq's handle (kept for TLS state, cancel and teardown) plus the transport
+/// on the duplicated socket that the relay reads and writes (a `SocketConnection` on the relay loop, or a bridged
+/// TLS channel). Confined to the relay loop.
+/// `@unchecked Sendable`: confined to the relay loop.
+final class ServerConnection: TransportDelegate, @unchecked Sendable {
     /// Lifecycle of a pooled connection; the pool's lists mirror it.
     enum State {
         /// In the pool's idle list.
@@ -24,8 +25,7 @@ final class ServerConnection: @unchecked Sendable {
     let address: String
     let createdAt: NIODeadline
     var lastUsed: NIODeadline
-    var channel: Channel?
-    var context: ChannelHandlerContext?
+    var transport: Transport?
     var state: State = .idle
     var client: ClientSession?
     var tracker = ResponseTracker()
@@ -42,8 +42,6 @@ final class ServerConnection: @unchecked Sendable {
     var preparedTick: UInt64 = 0
     /// Pending bytes to the server, written at the end of the current read batch.
     var outbound: ByteBuffer
-    /// Slices written but not yet flushed.
-    var unflushed = false
     /// Whether the channel's autoRead is on (see `setReading`).
     var reading = true
 
@@ -78,36 +76,26 @@ final class ServerConnection: @unchecked Sendable {
         outbound.writeBuffer(&buffer)
     }
 
-    /// Backpressure toward the server: reading pauses while the attached client cannot take more. Only touches the
-    /// channel option when the value changes (setOption is costly: dynamic casts on every call).
+    /// Backpressure toward the server: reading pauses while the attached client cannot take more.
     func setReading(_ on: Bool) {
-        guard on != reading, let channel = context?.channel else { return }
+        guard on != reading else { return }
         reading = on
-        try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: on)
+        transport?.setReading(on)
     }
 
-    /// Writes a large frame or piece as its own slice (no copy), after anything queued before it.
+    /// Writes a large frame or piece without copying it into `outbound`, after anything queued before it.
     func writeSlice(_ bytes: ByteBuffer) {
-        guard let context else { return }
-        if outbound.readableBytes > 0 {
-            context.write(NIOAny(outbound), promise: nil)
-            outbound = context.channel.allocator.buffer(capacity: 256)
-        }
-        context.write(NIOAny(bytes), promise: nil)
-        unflushed = true
+        flush()
+        transport?.send(bytes)
     }
 
     /// Sends queued bytes.
     func flush() {
-        guard let context else { return }
-        if outbound.readableBytes > 0 {
-            context.writeAndFlush(NIOAny(outbound), promise: nil)
-            // Reuses the storage when the write completed synchronously (see ClientSession.flushToClient).
-            outbound.clear()
-        } else if unflushed {
-            context.flush()
-        }
-        unflushed = false
+        guard outbound.readableBytes > 0 else { return }
+        transport?.send(outbound)
+        // Reuses the storage when the socket took everything (the usual case); otherwise the transport keeps
+        // the rest and this allocates afresh.
+        outbound.clear()
     }
 
     /// Server-side prepared statement bookkeeping: true when `name` is already prepared here.
@@ -131,54 +119,37 @@ final class ServerConnection: @unchecked Sendable {
         return victim?.0
     }
 
-    /// Closes the channel and libpq's connection.
+    /// Closes the transport and libpq's connection.
     func close() {
         guard state != .closed else { return }
         state = .closed
-        if let channel {
+        let pq = self.pq
+        if let t = transport as? ChannelTransport, let done = t.closeFuture {
             // libpq's session may still be on the TLS handler's memory BIOs until the channel is fully closed;
             // PQfinish only after that (it then sends Terminate over libpq's own descriptor).
-            let pq = self.pq
-            channel.close(promise: nil)
-            channel.closeFuture.whenComplete { _ in pq.finish() }
+            t.close()
+            done.whenComplete { _ in pq.finish() }
         } else {
+            transport?.close()
             pq.finish()
         }
     }
-}
 
-/// Reads the server channel and hands bytes to the relay.
-final class ServerChannelHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
+    // MARK: TransportDelegate
 
-    let server: ServerConnection
-
-    init(server: ServerConnection) { self.server = server }
-
-    func handlerAdded(context: ChannelHandlerContext) { server.context = context }
-
-    // Breaks the server ↔ context ↔ handler cycle once the channel is torn down.
-    func handlerRemoved(context: ChannelHandlerContext) {
-        server.context = nil
-        server.channel = nil
+    func received(_ buffer: ByteBuffer) {
+        pool.serverBytes(self, buffer)
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        server.pool.serverBytes(server, unwrapInboundIn(data))
+    func readComplete() {
+        client?.flushToClient()
+        flush()
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
-        server.client?.flushToClient()
-        server.flush()
-    }
+    func writabilityChanged(_ writable: Bool) {}
 
-    func channelInactive(context: ChannelHandlerContext) {
-        server.pool.serverLost(server, reason: "server closed the connection")
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        server.pool.serverLost(server, reason: "server connection error: \(error)")
-        context.close(promise: nil)
+    func transportClosed(_ error: String?) {
+        transport = nil
+        pool.serverLost(self, reason: error.map { "server connection error: \($0)" } ?? "server closed the connection")
     }
 }

@@ -44,7 +44,7 @@ extension ClientSession {
         if case .message(let type, _) = frame, type == FrontendType.terminate {
             closeReason = "client terminated"
             phase = .closed
-            context?.close(promise: nil)
+            transport?.close()
             return
         }
         queued.append(frame)
@@ -94,13 +94,14 @@ extension ClientSession {
         self.server = server
         waiting = false
         synchronizeParameters(server)
-        while let f = queued.popFirst() {
+        while !queued.isEmpty {
             guard self.server === server else { break }
+            let f = queued.removeFirst()
             process(f, server)
         }
         server.flush()
         flushToClient()
-        server.setReading((context?.channel.isWritable ?? true))
+        server.setReading(transport?.isWritable ?? true)
     }
 
     /// Makes the server's session parameters match what this client asked for, before its first message.
@@ -184,7 +185,7 @@ extension ClientSession {
                 server.tracker.expect(.query(swallow: false), out: &out)
             case FrontendType.terminate:
                 closeReason = "client terminated"
-                context?.close(promise: nil)
+                transport?.close()
             default:
                 proxy.counters.protocolErrors &+= 1
                 fail(

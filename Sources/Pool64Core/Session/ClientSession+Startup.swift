@@ -24,14 +24,19 @@ extension ClientSession {
                 fail(ErrorFields.fatal("08P01", "unexpected data after SSLRequest"), reason: "bad SSLRequest")
                 return
             }
-            if let tls = proxy.tlsContext {
+            if let tls = proxy.tlsContext, let socket = transport as? SocketConnection {
                 out.writeInteger(UInt8(ascii: "S"))
                 flushToClient()
-                do {
-                    try context?.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: .first)
-                } catch {
-                    fail(ErrorFields.fatal("08P01", "TLS setup failed"), reason: "TLS setup failed")
-                }
+                // The TLS session runs in NIOSSL on the TLS helper loop; the socket moves there and its plaintext
+                // hops back here (ChannelTransport).
+                let fd = socket.detach()
+                let tlsTransport = ChannelTransport(relay: proxy.loop)
+                tlsTransport.delegate = self
+                transport = tlsTransport
+                tlsTransport.adopt(
+                    fd: fd, group: proxy.tlsGroup,
+                    handlers: { ch in try ch.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) },
+                    failed: { [self] e in logger.info("TLS setup failed", metadata: ["error": "\(e)"]) })
             } else {
                 out.writeInteger(UInt8(ascii: "N"))
                 flushToClient()
@@ -43,7 +48,7 @@ extension ClientSession {
             proxy.cancel(processID: pid, secretKey: key)
             closeReason = "cancel request"
             phase = .closed
-            context?.close(promise: nil)
+            transport?.close()
         case .startup(_, let minor, let params):
             startupReceived(minor: minor, params: params)
             if let rest = startupBuffer {
@@ -76,8 +81,6 @@ extension ClientSession {
             return
         }
         if database.isEmpty { database = user }
-        logger[metadataKey: "user"] = .string(user)
-        logger[metadataKey: "db"] = .string(database)
         if minor > 0 || !unrecognized.isEmpty {
             // Protocol 3.2+ clients and _pq_ options get NegotiateProtocolVersion (PostgreSQL "Protocol versions").
             out.writeNegotiateProtocolVersion(minor: 0, unrecognized: unrecognized)
@@ -218,8 +221,7 @@ extension ClientSession {
     /// The pool knows the server's parameters: finish the startup with ParameterStatus, BackendKeyData, ReadyForQuery.
     func welcomeReady() {
         guard case .welcome = phase, let pool, let template = pool.template else { return }
-        loginTimer?.cancel()
-        loginTimer = nil
+        proxy.loggingIn[id] = nil
         for (k, v) in template.sorted(by: { $0.key < $1.key }) {
             out.writeParameterStatus(k, parameters[k] ?? v)
         }

@@ -13,10 +13,7 @@ struct ClientStatement {
 /// One client connection: startup, authentication, then relay through leased server connections.
 /// Lives on the proxy event loop; `ClientSession+Relay.swift` holds the message relay.
 /// `@unchecked Sendable`: confined to the proxy event loop.
-final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
+final class ClientSession: TransportDelegate, @unchecked Sendable {
     /// Where the client is in its life.
     enum Phase {
         /// Waiting for StartupMessage (SSLRequest / GSSENCRequest may come first).
@@ -34,8 +31,9 @@ final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
 
     unowned let proxy: ProxyCore
     let id: Int
-    var context: ChannelHandlerContext!
-    var logger: Logger
+    /// The client's socket (or TLS channel); nil once closed.
+    var transport: Transport?
+    let peer: String
     var phase: Phase = .startup
     var startupBuffer: ByteBuffer?
     var framer: MessageFramer
@@ -59,60 +57,60 @@ final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
     var waiting = false
     var waitStarted: NIODeadline?
     var transactionStarted: NIODeadline?
-    var queued = CircularBuffer<MessageFramer.Frame>()
-    var out: ByteBuffer
-    let allocator: ByteBufferAllocator
+    /// Messages waiting for a server connection (an Array: empty ones allocate nothing, and idle clients are many).
+    var queued: [MessageFramer.Frame] = []
+    var out = ByteBuffer()
+    var allocator: ByteBufferAllocator { proxy.loop.allocator }
     var statements: [String: ClientStatement] = [:]
     var pinned = false
     var processID: Int32 = 0
     var secretKey: Int32 = 0
-    var loginTimer: Scheduled<Void>?
     var lastActivity = NIODeadline.now()
+    let connectedAt = NIODeadline.now()
     var closeReason: String?
     /// Counted in `pool.clients` (authenticated and welcomed).
     var countedInPool = false
 
-    init(proxy: ProxyCore, id: Int, peer: String, allocator: ByteBufferAllocator) {
+    init(proxy: ProxyCore, id: Int, peer: String) {
         self.proxy = proxy
         self.id = id
+        self.peer = peer
+        framer = MessageFramer(
+            maximumMessageSize: proxy.config.maxMessageSize, streamableTypes: (FrontendType.copyData, FrontendType.copyData))
+    }
+
+    /// The proxy's logger with this client's id and peer. Built when something is logged, not kept per client:
+    /// a Logger with metadata is a dictionary per idle connection.
+    var logger: Logger {
         var l = proxy.logger
         l[metadataKey: "client"] = .string("\(id)")
         l[metadataKey: "peer"] = .string(peer)
-        logger = l
-        framer = MessageFramer(
-            maximumMessageSize: proxy.config.maxMessageSize, streamableTypes: (FrontendType.copyData, FrontendType.copyData))
-        self.allocator = allocator
-        out = allocator.buffer(capacity: 512)
+        if !user.isEmpty { l[metadataKey: "user"] = .string(user) }
+        if !database.isEmpty { l[metadataKey: "db"] = .string(database) }
+        return l
     }
 
     var transactionMode: Bool { proxy.config.poolMode == .transaction }
 
-    // MARK: Channel events
+    // MARK: Transport events
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-
-    // The context holds this handler; dropping it here breaks the cycle so closed sessions are freed.
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
+    /// The socket is open; the login clock starts (checked by the proxy's once-a-second tick).
+    func connected() {
+        if proxy.logger.logLevel <= .debug { logger.debug("client connected") }
+        proxy.loggingIn[id] = self
     }
 
-    func channelActive(context: ChannelHandlerContext) {
-        logger.debug("client connected")
-        let timeout = proxy.config.clientLoginTimeout
-        if timeout > 0 {
-            loginTimer = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout * 1e9))) { [self] in
-                switch phase {
-                case .startup, .scram, .md5, .welcome:
-                    fail(ErrorFields.fatal("08P01", "client_login_timeout: startup and authentication took too long"),
-                         reason: "login timeout")
-                case .ready, .closed: break
-                }
-            }
+    /// Called by the tick while the client has not finished logging in.
+    func loginTimedOut() {
+        switch phase {
+        case .startup, .scram, .md5, .welcome:
+            fail(ErrorFields.fatal("08P01", "client_login_timeout: startup and authentication took too long"),
+                 reason: "login timeout")
+        case .ready, .closed: break
         }
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let buffer = unwrapInboundIn(data)
+    func received(_ buffer: ByteBuffer) {
         lastActivity = .now()
         switch phase {
         case .startup:
@@ -129,24 +127,23 @@ final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    func readComplete() {
         server?.flush()
         flushToClient()
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
+    func writabilityChanged(_ writable: Bool) {
         // Backpressure: stop reading the server while this client cannot take more.
-        server?.setReading(context.channel.isWritable)
+        server?.setReading(writable)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    func transportClosed(_ error: String?) {
+        transport = nil
+        if let error, closeReason == nil {
+            logger.debug("client connection error", metadata: ["error": "\(error)"])
+            closeReason = "client connection error"
+        }
         cleanup(reason: closeReason ?? "client disconnected")
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        logger.debug("client connection error", metadata: ["error": "\(error)"])
-        closeReason = closeReason ?? "client connection error"
-        context.close(promise: nil)
     }
 
     // MARK: Output
@@ -155,27 +152,20 @@ final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
         var f = frame
         pool?.stats.totalSent &+= UInt64(f.readableBytes)
         if f.readableBytes >= 32 * 1024 {
-            flushToClient(flush: false)
-            context?.write(NIOAny(f), promise: nil)
+            flushToClient()
+            transport?.send(f)
         } else {
             out.writeBuffer(&f)
         }
     }
 
-    func flushToClient(flush: Bool = true) {
-        guard out.readableBytes > 0 else {
-            if flush { context?.flush() }
-            return
-        }
-        context?.write(NIOAny(out), promise: nil)
-        if flush {
-            context?.flush()
-            // Usually written synchronously by now, so `out` is uniquely referenced again and clearing it reuses
-            // its storage instead of allocating a buffer per flush.
-            out.clear()
-        } else {
-            out = allocator.buffer(capacity: 512)
-        }
+    /// Sends what `out` holds.
+    func flushToClient() {
+        guard out.readableBytes > 0 else { return }
+        transport?.send(out)
+        // The socket usually took everything, so `out` is uniquely referenced again and clearing it reuses its
+        // storage; large buffers are dropped so idle clients keep little.
+        if out.capacity > 16 * 1024 { out = ByteBuffer() } else { out.clear() }
     }
 
     func emitFakes(from server: ServerConnection) {
@@ -189,8 +179,8 @@ final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
             closeReason = reason
             out.writeErrorResponse(error)
             flushToClient()
-            context?.close(promise: nil)
             phase = .closed
+            transport?.close()
             return
         }
     }
@@ -203,7 +193,7 @@ final class ClientSession: ChannelInboundHandler, @unchecked Sendable {
 
     private func cleanup(reason: String) {
         phase = .closed
-        loginTimer?.cancel()
+        proxy.loggingIn[id] = nil
         proxy.unregister(self, reason: reason)
         guard let pool else { return }
         if waiting {

@@ -1,0 +1,40 @@
+#ifndef CPOOL64_SYS_H
+#define CPOOL64_SYS_H
+#include <stdint.h>
+
+/// epoll without the packed `struct epoll_event` crossing into Swift (x86_64 packs it; Swift's importer and
+/// pointer arithmetic on it are easy to get wrong). Events come back as two plain arrays.
+int cpool64_epoll_create(void);
+int cpool64_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
+int cpool64_epoll_wait(int epfd, uint64_t *data, uint32_t *events, int max, int timeout_ms);
+
+/// Non-blocking, close-on-exec accept that also fills the peer's numeric address text and port.
+int cpool64_accept(int listen_fd, char *host, int host_len, int *port);
+
+/// A non-blocking TCP listening socket on a numeric address; `v6only` is -1 to leave IPV6_V6ONLY alone.
+/// Returns the descriptor or -errno.
+int cpool64_listen(const char *host, int port, int v6only, int backlog);
+/// The local port of a bound socket, or -1.
+int cpool64_local_port(int fd);
+
+/// Connection options pool64 wants on every client socket: TCP_NODELAY and SO_KEEPALIVE.
+void cpool64_tune_client_socket(int fd);
+int cpool64_set_nonblocking(int fd);
+
+/// eventfd for waking the loop from other threads.
+int cpool64_eventfd(void);
+void cpool64_eventfd_signal(int fd);
+void cpool64_eventfd_drain(int fd);
+void cpool64_set_thread_name(const char *name);
+
+enum {
+    CPOOL64_EPOLL_CTL_ADD = 1,
+    CPOOL64_EPOLL_CTL_DEL = 2,
+    CPOOL64_EPOLL_CTL_MOD = 3,
+    CPOOL64_EPOLLIN = 0x001,
+    CPOOL64_EPOLLOUT = 0x004,
+    CPOOL64_EPOLLERR = 0x008,
+    CPOOL64_EPOLLHUP = 0x010,
+    CPOOL64_EPOLLRDHUP = 0x2000,
+};
+#endif

@@ -1,0 +1,323 @@
+import CPool64Sys
+import Dispatch
+import Glibc
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// A descriptor watched by the relay loop.
+protocol RelayLoopHandler: AnyObject {
+    /// Readable, hung up or in error: read (a read of 0 or an error tells which).
+    func readable()
+    /// Writable again after a write that did not complete.
+    func writable()
+}
+
+/// pool64's proxy event loop: one thread, one epoll set, every plaintext client and server socket.
+///
+/// Why not a NIO `SelectableEventLoop` with channels: issue 6 measured the relay through NIO channels at ~23k
+/// instructions per `pgbench -S` transaction, a third of it reference counting in the channel pipeline, and 7 KiB
+/// per idle client (a channel, its pipeline, contexts and a pooled receive buffer each). PgBouncer spends ~5k
+/// instructions and 1 KiB. Here a socket is a descriptor, an entry in an array and a small object
+/// (`SocketConnection`); reads go into one buffer shared by the whole loop, writes go straight to `write(2)`.
+///
+/// It is still a NIO `EventLoop`: futures, promises, `scheduleTask`, `submit` and `execute` work as before, so
+/// the pool, the admin bridge and the lifecycle code use it unchanged. TLS connections stay NIO channels on a
+/// helper loop (`ChannelTransport`) and hop here for every read.
+///
+/// Thread safety: `execute`, `scheduleTask` and `submit` may be called from any thread; everything else only on the
+/// loop's own thread.
+public final class RelayLoop: EventLoop, @unchecked Sendable {
+    private let epfd: Int32
+    private let wakeFD: Int32
+    private var threadID = pthread_t()
+    private let lock = NIOLock()
+    // Guarded by `lock`.
+    private var tasks: [() -> Void] = []
+    private var wakePending = false
+    private var stopRequested = false
+    private var shutdownCallbacks: [(Error?) -> Void] = []
+    // Loop-confined.
+    private var handlers: [RelayLoopHandler?] = []
+    private var generations: [UInt32] = []
+    private var timers = TimerHeap()
+    private var timerSequence: UInt64 = 0
+    private var stopped = false
+    /// The buffer every read lands in. Receivers keep slices of it; when one does, the next read gets fresh
+    /// storage (`ByteBuffer.clear()` copies on write), so idle sockets hold no buffer of their own.
+    var readBuffer: ByteBuffer
+    static let readBufferSize = 64 * 1024
+    public let allocator = ByteBufferAllocator()
+
+    /// Starts the loop's thread.
+    public init(name: String = "pool64-relay") {
+        epfd = cpool64_epoll_create()
+        precondition(epfd >= 0, "epoll_create1 failed: errno \(errno)")
+        wakeFD = cpool64_eventfd()
+        precondition(wakeFD >= 0, "eventfd failed: errno \(errno)")
+        readBuffer = allocator.buffer(capacity: Self.readBufferSize)
+        _ = cpool64_epoll_ctl(epfd, Int32(CPOOL64_EPOLL_CTL_ADD), wakeFD, UInt32(CPOOL64_EPOLLIN), UInt64(UInt32.max))
+        let started = DispatchSemaphore(value: 0)
+        let box = Unmanaged.passRetained(ThreadStart { [self] in
+            threadID = pthread_self()
+            cpool64_set_thread_name(name)
+            started.signal()
+            run()
+        })
+        var t = pthread_t()
+        let rc = pthread_create(&t, nil, { arg in
+            let start = Unmanaged<ThreadStart>.fromOpaque(arg!).takeRetainedValue()
+            start.body()
+            return nil
+        }, box.toOpaque())
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+        pthread_detach(t)
+        started.wait()
+    }
+
+    // MARK: Descriptors
+
+    /// Watches `fd` for the given `CPOOL64_EPOLL*` events. Loop thread only.
+    func register(_ fd: Int32, _ handler: RelayLoopHandler, events: UInt32) -> Bool {
+        let i = Int(fd)
+        if i >= handlers.count {
+            let n = max(i + 1, handlers.count * 2, 64)
+            handlers.append(contentsOf: repeatElement(nil, count: n - handlers.count))
+            generations.append(contentsOf: repeatElement(0, count: n - generations.count))
+        }
+        generations[i] &+= 1
+        handlers[i] = handler
+        if cpool64_epoll_ctl(epfd, Int32(CPOOL64_EPOLL_CTL_ADD), fd, events, token(fd)) != 0 {
+            handlers[i] = nil
+            return false
+        }
+        return true
+    }
+
+    /// Changes the events watched for `fd`.
+    func modify(_ fd: Int32, events: UInt32) {
+        _ = cpool64_epoll_ctl(epfd, Int32(CPOOL64_EPOLL_CTL_MOD), fd, events, token(fd))
+    }
+
+    /// Stops watching `fd` (call before closing it).
+    func unregister(_ fd: Int32) {
+        let i = Int(fd)
+        guard i < handlers.count else { return }
+        _ = cpool64_epoll_ctl(epfd, Int32(CPOOL64_EPOLL_CTL_DEL), fd, 0, 0)
+        handlers[i] = nil
+        // Events for the old registration still in this batch must not reach a new socket with the same number.
+        generations[i] &+= 1
+    }
+
+    private func token(_ fd: Int32) -> UInt64 {
+        UInt64(generations[Int(fd)]) << 32 | UInt64(UInt32(bitPattern: fd))
+    }
+
+    // MARK: The loop
+
+    private func run() {
+        let capacity = 256
+        let data = UnsafeMutablePointer<UInt64>.allocate(capacity: capacity)
+        let events = UnsafeMutablePointer<UInt32>.allocate(capacity: capacity)
+        defer {
+            data.deallocate()
+            events.deallocate()
+        }
+        while !stopped {
+            let n = cpool64_epoll_wait(epfd, data, events, Int32(capacity), nextTimeout())
+            if n > 0 {
+                for k in 0..<Int(n) {
+                    let d = data[k]
+                    if d == UInt64(UInt32.max) {
+                        cpool64_eventfd_drain(wakeFD)
+                        continue
+                    }
+                    let fd = Int(UInt32(truncatingIfNeeded: d))
+                    let gen = UInt32(truncatingIfNeeded: d >> 32)
+                    guard fd < handlers.count, generations[fd] == gen, let h = handlers[fd] else { continue }
+                    let ev = events[k]
+                    if ev & UInt32(CPOOL64_EPOLLIN | CPOOL64_EPOLLERR | CPOOL64_EPOLLHUP | CPOOL64_EPOLLRDHUP) != 0 {
+                        h.readable()
+                    }
+                    if ev & UInt32(CPOOL64_EPOLLOUT) != 0, generations[fd] == gen, let h2 = handlers[fd] {
+                        h2.writable()
+                    }
+                }
+            }
+            runTimers()
+            runTasks()
+        }
+        let callbacks = lock.withLock { () -> [(Error?) -> Void] in
+            let c = shutdownCallbacks
+            shutdownCallbacks = []
+            return c
+        }
+        Glibc.close(epfd)
+        Glibc.close(wakeFD)
+        for c in callbacks { c(nil) }
+    }
+
+    private func nextTimeout() -> Int32 {
+        let hasTasks = lock.withLock { !tasks.isEmpty || stopRequested }
+        if hasTasks { return 0 }
+        guard let first = timers.first else { return -1 }
+        let ns = (first.deadline - NIODeadline.now()).nanoseconds
+        if ns <= 0 { return 0 }
+        // Round up so a timer is never polled a little early and spun on.
+        return Int32(min(ns / 1_000_000 + 1, 60_000))
+    }
+
+    private func runTimers() {
+        guard !timers.isEmpty else { return }
+        let now = NIODeadline.now()
+        while let first = timers.first, first.deadline <= now {
+            timers.removeFirst()
+            if let task = first.task {
+                first.task = nil
+                task()
+            }
+        }
+    }
+
+    private func runTasks() {
+        // Bounded: tasks queued by these tasks run on the next turn, after I/O.
+        let batch = lock.withLock { () -> [() -> Void] in
+            wakePending = false
+            if stopRequested { stopped = true }
+            let b = tasks
+            tasks = []
+            return b
+        }
+        for t in batch { t() }
+    }
+
+    // MARK: EventLoop
+
+    public var inEventLoop: Bool { pthread_equal(pthread_self(), threadID) != 0 }
+
+    public func execute(_ task: @escaping @Sendable () -> Void) {
+        enqueue(task)
+    }
+
+    /// `execute` for closures that are not `Sendable`: relay-loop-confined state only; call on the loop.
+    func later(_ task: @escaping () -> Void) {
+        enqueue(task)
+    }
+
+    private func enqueue(_ task: @escaping () -> Void) {
+        let wake = lock.withLock { () -> Bool in
+            tasks.append(task)
+            if wakePending { return false }
+            wakePending = true
+            return true
+        }
+        if wake && !inEventLoop { cpool64_eventfd_signal(wakeFD) }
+    }
+
+    public func scheduleTask<T>(deadline: NIODeadline, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
+        let promise: EventLoopPromise<T> = makePromise()
+        let entry = TimerEntry(deadline: deadline)
+        entry.task = {
+            do { promise.succeed(try task()) } catch { promise.fail(error) }
+        }
+        let schedule = { [self] in
+            timerSequence &+= 1
+            entry.sequence = timerSequence
+            timers.insert(entry)
+        }
+        if inEventLoop { schedule() } else { enqueue(schedule) }
+        return Scheduled(promise: promise) { [self] in
+            let cancel = {
+                guard entry.task != nil else { return }
+                entry.task = nil
+                promise.fail(EventLoopError.cancelled)
+            }
+            if inEventLoop { cancel() } else { enqueue(cancel) }
+        }
+    }
+
+    public func scheduleTask<T>(in delay: TimeAmount, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
+        scheduleTask(deadline: .now() + delay, task)
+    }
+
+    public func preconditionInEventLoop(file: StaticString, line: UInt) {
+        precondition(inEventLoop, "not on the relay loop", file: file, line: line)
+    }
+
+    public func preconditionNotInEventLoop(file: StaticString, line: UInt) {
+        precondition(!inEventLoop, "on the relay loop", file: file, line: line)
+    }
+
+    // MARK: EventLoopGroup
+
+    public func next() -> EventLoop { self }
+    public func any() -> EventLoop { self }
+    public func makeIterator() -> EventLoopIterator { EventLoopIterator([self]) }
+
+    public func shutdownGracefully(queue: DispatchQueue, _ callback: @escaping @Sendable (Error?) -> Void) {
+        let wake = lock.withLock { () -> Bool in
+            shutdownCallbacks.append { e in queue.async { callback(e) } }
+            stopRequested = true
+            return true
+        }
+        if wake { cpool64_eventfd_signal(wakeFD) }
+    }
+}
+
+private final class ThreadStart {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+}
+
+/// A timer; `task` is nil once run or cancelled.
+final class TimerEntry {
+    let deadline: NIODeadline
+    var sequence: UInt64 = 0
+    var task: (() -> Void)?
+    init(deadline: NIODeadline) { self.deadline = deadline }
+}
+
+/// Binary min-heap of timers by deadline, then by insertion order.
+struct TimerHeap {
+    private var items: [TimerEntry] = []
+
+    var first: TimerEntry? { items.first }
+    var isEmpty: Bool { items.isEmpty }
+    var count: Int { items.count }
+
+    private static func less(_ a: TimerEntry, _ b: TimerEntry) -> Bool {
+        a.deadline < b.deadline || (a.deadline == b.deadline && a.sequence < b.sequence)
+    }
+
+    mutating func insert(_ e: TimerEntry) {
+        items.append(e)
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard Self.less(items[i], items[parent]) else { break }
+            items.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    @discardableResult
+    mutating func removeFirst() -> TimerEntry? {
+        guard !items.isEmpty else { return nil }
+        let top = items[0]
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var i = 0
+            while true {
+                let l = 2 * i + 1
+                let r = l + 1
+                var m = i
+                if l < items.count && Self.less(items[l], items[m]) { m = l }
+                if r < items.count && Self.less(items[r], items[m]) { m = r }
+                if m == i { break }
+                items.swapAt(i, m)
+                i = m
+            }
+        }
+        return top
+    }
+}

@@ -1,0 +1,174 @@
+import CPool64Sys
+import Glibc
+import NIOCore
+
+/// A byte stream the relay writes to: a plaintext socket on the relay loop (`SocketConnection`) or a TLS NIO
+/// channel bridged onto it (`ChannelTransport`). Used only on the relay loop.
+protocol Transport: AnyObject {
+    var isOpen: Bool { get }
+    /// False while unsent bytes exceed the high-water mark; the other side of the relay stops reading until
+    /// `TransportDelegate.writabilityChanged(true)`.
+    var isWritable: Bool { get }
+    /// Writes `bytes` now, or keeps what the socket does not take and writes it when it can.
+    func send(_ bytes: ByteBuffer)
+    /// Pauses or resumes reading (backpressure).
+    func setReading(_ on: Bool)
+    /// Closes; the delegate hears `transportClosed` on a later turn of the loop.
+    func close()
+}
+
+/// Receives a transport's events, on the relay loop.
+protocol TransportDelegate: AnyObject {
+    func received(_ buffer: ByteBuffer)
+    /// The end of one read batch: time to flush what the bytes produced.
+    func readComplete()
+    func writabilityChanged(_ writable: Bool)
+    /// The connection is gone (`error` says why when it was not an orderly close or EOF).
+    func transportClosed(_ error: String?)
+}
+
+/// A non-blocking socket registered with the relay loop: reads land in the loop's shared buffer, writes go straight
+/// to `write(2)`; only bytes the kernel did not take are kept (and watched for `EPOLLOUT`).
+final class SocketConnection: Transport, RelayLoopHandler {
+    let fd: Int32
+    unowned let loop: RelayLoop
+    /// Strong until the connection closes (the session owns this connection; the cycle ends with it).
+    var delegate: TransportDelegate?
+    private var pending: ByteBuffer?
+    private var reading = true
+    private var watchingWrites = false
+    private var reportedUnwritable = false
+    private(set) var isOpen = true
+    /// Unsent bytes above which `isWritable` turns false.
+    static let highWater = 256 * 1024
+
+    init(fd: Int32, loop: RelayLoop) {
+        self.fd = fd
+        self.loop = loop
+    }
+
+    /// Starts watching the socket; false (and the descriptor closed) when epoll refuses it.
+    func start() -> Bool {
+        if loop.register(fd, self, events: events) { return true }
+        isOpen = false
+        Glibc.close(fd)
+        return false
+    }
+
+    private var events: UInt32 {
+        (reading ? UInt32(CPOOL64_EPOLLIN | CPOOL64_EPOLLRDHUP) : 0) | (watchingWrites ? UInt32(CPOOL64_EPOLLOUT) : 0)
+    }
+
+    var isWritable: Bool { (pending?.readableBytes ?? 0) < Self.highWater }
+
+    func send(_ bytes: ByteBuffer) {
+        guard isOpen, bytes.readableBytes > 0 else { return }
+        if pending != nil {
+            pending!.writeImmutableBuffer(bytes)
+            checkWritability()
+            return
+        }
+        let n = bytes.withUnsafeReadableBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        if n == bytes.readableBytes { return }
+        if n < 0 {
+            let e = errno
+            guard e == EAGAIN || e == EWOULDBLOCK || e == EINTR else {
+                fail("write failed: \(String(cString: strerror(e)))")
+                return
+            }
+        }
+        var rest = bytes
+        if n > 0 { rest.moveReaderIndex(forwardBy: n) }
+        pending = rest
+        watchingWrites = true
+        loop.modify(fd, events: events)
+        checkWritability()
+    }
+
+    func writable() {
+        guard isOpen, var p = pending else { return }
+        while p.readableBytes > 0 {
+            let n = p.withUnsafeReadableBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                p.moveReaderIndex(forwardBy: n)
+                continue
+            }
+            let e = errno
+            if n < 0 && e == EINTR { continue }
+            if n < 0 && (e == EAGAIN || e == EWOULDBLOCK) { break }
+            fail("write failed: \(String(cString: strerror(e)))")
+            return
+        }
+        if p.readableBytes == 0 {
+            pending = nil
+            watchingWrites = false
+            loop.modify(fd, events: events)
+        } else {
+            pending = p
+        }
+        checkWritability()
+    }
+
+    private func checkWritability() {
+        let w = isWritable
+        if w == !reportedUnwritable { return }
+        // Hysteresis: report writable again only once the backlog is down to a quarter.
+        if w && (pending?.readableBytes ?? 0) > Self.highWater / 4 { return }
+        reportedUnwritable = !w
+        delegate?.writabilityChanged(w)
+    }
+
+    func setReading(_ on: Bool) {
+        guard isOpen, on != reading else { return }
+        reading = on
+        loop.modify(fd, events: events)
+    }
+
+    func readable() {
+        guard isOpen else { return }
+        let d = delegate
+        loop.readBuffer.clear()
+        let n = loop.readBuffer.withUnsafeMutableWritableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        if n > 0 {
+            loop.readBuffer.moveWriterIndex(forwardBy: n)
+            d?.received(loop.readBuffer)
+            d?.readComplete()
+            return
+        }
+        if n == 0 {
+            fail(nil)
+            return
+        }
+        let e = errno
+        if e == EAGAIN || e == EWOULDBLOCK || e == EINTR { return }
+        fail(e == ECONNRESET ? nil : "read failed: \(String(cString: strerror(e)))")
+    }
+
+    private func fail(_ error: String?) {
+        guard isOpen else { return }
+        shut()
+        let d = delegate
+        delegate = nil
+        loop.later { d?.transportClosed(error) }
+    }
+
+    func close() {
+        fail(nil)
+    }
+
+    private func shut() {
+        isOpen = false
+        pending = nil
+        loop.unregister(fd)
+        Glibc.close(fd)
+    }
+
+    /// Hands the descriptor over (to a TLS channel): stops watching it and forgets it without closing it.
+    func detach() -> Int32 {
+        isOpen = false
+        pending = nil
+        loop.unregister(fd)
+        delegate = nil
+        return fd
+    }
+}
