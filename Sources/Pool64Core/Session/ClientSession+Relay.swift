@@ -206,6 +206,16 @@ extension ClientSession {
     /// Transaction mode: named statements live under pool-wide server names and are prepared on demand on whichever
     /// server connection runs them (DESIGN decision 2).
     private func extended(_ type: UInt8, _ bytes: ByteBuffer, _ server: ServerConnection) {
+        if let e = Self.unnamedExpectation(type, bytes) {
+            // Unnamed statements and portals need no renaming: forward the frame as it came.
+            if type == FrontendType.parse, queryMightAffectSession(parse: bytes) {
+                // Decode below: the detector needs the query text.
+            } else {
+                write(server, bytes)
+                server.tracker.expect(e, out: &out)
+                return
+            }
+        }
         let message: FrontendMessage
         do {
             message = try FrontendMessage.decode(
@@ -260,6 +270,45 @@ extension ClientSession {
             server.tracker.expect(.close(swallow: false), out: &out)
         case .execute, .sync, .flush, .query, .terminate, .other:
             write(server, bytes)
+        }
+    }
+
+    /// What to expect for a Parse/Bind/Describe/Close that names only the unnamed statement (or a portal), found
+    /// from the raw bytes without decoding strings; nil when a statement name needs mapping.
+    static func unnamedExpectation(_ type: UInt8, _ b: ByteBuffer) -> Expectation? {
+        let start = b.readerIndex + 5
+        let end = b.writerIndex
+        guard start < end else { return nil }
+        return b.withUnsafeReadableBytes { raw -> Expectation? in
+            let p = raw.bindMemory(to: UInt8.self)
+            let i = 5
+            guard i < p.count else { return nil }
+            switch type {
+            case FrontendType.parse:
+                return p[i] == 0 ? .parse(swallow: false) : nil
+            case FrontendType.bind:
+                // portal name (C string), then the statement name
+                var j = i
+                while j < p.count, p[j] != 0 { j += 1 }
+                return j + 1 < p.count && p[j + 1] == 0 ? .bind : nil
+            case FrontendType.describe, FrontendType.close:
+                let e: Expectation = type == FrontendType.describe ? .describe : .close(swallow: false)
+                if p[i] == UInt8(ascii: "P") { return e }
+                return i + 1 < p.count && p[i + 1] == 0 ? e : nil
+            default:
+                return nil
+            }
+        }
+    }
+
+    /// Whether an unnamed Parse's query needs the session-state detector (checked on the raw bytes).
+    private func queryMightAffectSession(parse b: ByteBuffer) -> Bool {
+        b.withUnsafeReadableBytes { raw in
+            // type, length, empty name (one NUL), then the query up to its NUL
+            guard raw.count > 6 else { return false }
+            let q = UnsafeRawBufferPointer(rebasing: raw[6...])
+            let n = q.firstIndex(of: 0) ?? q.count
+            return SessionStateDetector.mightAffectSession(UnsafeRawBufferPointer(rebasing: q[..<n]))
         }
     }
 
