@@ -93,6 +93,7 @@ extension ClientSession {
     func attached(_ server: ServerConnection) {
         self.server = server
         waiting = false
+        if out.capacity == 0 { out = allocator.buffer(capacity: 1024) }
         synchronizeParameters(server)
         while !queued.isEmpty {
             guard self.server === server else { break }

@@ -19,9 +19,10 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
         /// Waiting for StartupMessage (SSLRequest / GSSENCRequest may come first).
         case startup
         /// SCRAM-SHA-256 exchange in progress.
-        case scram(SCRAMServerExchange, UserCredential?)
+        /// (`indirect`: the exchange lives on the heap only while it runs, not inline in every idle session.)
+        indirect case scram(SCRAMServerExchange, UserCredential?)
         /// Waiting for the md5 password response.
-        case md5(salt: [UInt8], UserCredential?)
+        indirect case md5(salt: [UInt8], UserCredential?)
         /// Authenticated; waiting for the pool to know the server's parameters.
         case welcome
         /// Relaying.
@@ -59,7 +60,9 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
     var transactionStarted: NIODeadline?
     /// Messages waiting for a server connection (an Array: empty ones allocate nothing, and idle clients are many).
     var queued: [MessageFramer.Frame] = []
-    var out = ByteBuffer()
+    var out = ClientSession.emptyBuffer
+    /// Never written: every session's `out` starts as (and returns to) a copy of it.
+    static let emptyBuffer = ByteBufferAllocator().buffer(capacity: 0)
     var allocator: ByteBufferAllocator { proxy.loop.allocator }
     var statements: [String: ClientStatement] = [:]
     var pinned = false
@@ -164,8 +167,9 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
         guard out.readableBytes > 0 else { return }
         transport?.send(out)
         // The socket usually took everything, so `out` is uniquely referenced again and clearing it reuses its
-        // storage; large buffers are dropped so idle clients keep little.
-        if out.capacity > 16 * 1024 { out = ByteBuffer() } else { out.clear() }
+        // storage while a transaction runs. Between transactions the client gives it up (idle clients are the
+        // many): the shared empty buffer costs nothing, and the first write copies it on write.
+        if server == nil || out.capacity > 16 * 1024 { out = Self.emptyBuffer } else { out.clear() }
     }
 
     func emitFakes(from server: ServerConnection) {
