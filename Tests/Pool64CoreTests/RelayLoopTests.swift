@@ -1,0 +1,171 @@
+import Glibc
+import NIOConcurrencyHelpers
+import NIOCore
+import Pool64Wire
+import Testing
+
+@testable import Pool64Core
+
+/// The relay loop as a NIO EventLoop (tasks, timers, futures) and its socket transport over a real socketpair.
+@Suite struct RelayLoopTests {
+    @Test func tasksRunInOrderOnTheLoopThread() throws {
+        let loop = RelayLoop(name: "test-relay")
+        defer { try? loop.syncShutdownGracefully() }
+        let seen = NIOLockedValueBox<[Int]>([])
+        for i in 0..<100 {
+            loop.execute {
+                precondition(loop.inEventLoop)
+                seen.withLockedValue { $0.append(i) }
+            }
+        }
+        let inLoop = try loop.submit { loop.inEventLoop }.wait()
+        #expect(inLoop)
+        #expect(!loop.inEventLoop)
+        #expect(seen.withLockedValue { $0 } == Array(0..<100))
+    }
+
+    @Test func timersFireByDeadlineAndCancelledOnesNever() throws {
+        let loop = RelayLoop(name: "test-relay")
+        defer { try? loop.syncShutdownGracefully() }
+        let fired = NIOLockedValueBox<[String]>([])
+        let late = loop.scheduleTask(in: .milliseconds(60)) { fired.withLockedValue { $0.append("late") } }
+        let early = loop.scheduleTask(in: .milliseconds(20)) { fired.withLockedValue { $0.append("early") } }
+        let cancelled = loop.scheduleTask(in: .milliseconds(40)) { fired.withLockedValue { $0.append("cancelled") } }
+        cancelled.cancel()
+        try early.futureResult.wait()
+        try late.futureResult.wait()
+        #expect(throws: EventLoopError.self) { try cancelled.futureResult.wait() }
+        #expect(fired.withLockedValue { $0 } == ["early", "late"])
+    }
+
+    @Test func timerHeapOrdersByDeadlineThenInsertion() {
+        var heap = TimerHeap()
+        let base = NIODeadline.now()
+        let offsets: [Int64] = [50, 10, 30, 10, 40, 0, 20]
+        for (i, o) in offsets.enumerated() {
+            let e = TimerEntry(deadline: base + .milliseconds(o))
+            e.sequence = UInt64(i)
+            heap.insert(e)
+        }
+        var order: [UInt64] = []
+        while let e = heap.removeFirst() { order.append(e.sequence) }
+        #expect(order == [5, 1, 3, 6, 2, 4, 0])
+    }
+
+    /// Records what a transport reports.
+    final class Recorder: TransportDelegate, @unchecked Sendable {
+        var bytes: [UInt8] = []
+        var closed: String?? = nil
+        var writability: [Bool] = []
+        func received(_ buffer: ByteBuffer) { bytes += buffer.readableBytesView }
+        func readComplete() {}
+        func writabilityChanged(_ writable: Bool) { writability.append(writable) }
+        func transportClosed(_ error: String?) { closed = .some(error) }
+    }
+
+    func socketPair() -> (Int32, Int32) {
+        var fds: [Int32] = [0, 0]
+        let rc = socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds)
+        precondition(rc == 0)
+        return (fds[0], fds[1])
+    }
+
+    func waitUntil(_ loop: RelayLoop, _ condition: @escaping () -> Bool) throws -> Bool {
+        for _ in 0..<200 {
+            if try loop.submit({ condition() }).wait() { return true }
+            usleep(10_000)
+        }
+        return false
+    }
+
+    @Test func socketConnectionReadsWritesAndReportsEOF() throws {
+        let loop = RelayLoop(name: "test-relay")
+        defer { try? loop.syncShutdownGracefully() }
+        let (a, b) = socketPair()
+        defer { close(b) }
+        let rec = Recorder()
+        let conn = try loop.submit { () -> SocketConnection in
+            let c = SocketConnection(fd: a, loop: loop)
+            c.delegate = rec
+            #expect(c.start())
+            return c
+        }.wait()
+        let msg: [UInt8] = Array("hello relay".utf8)
+        #expect(write(b, msg, msg.count) == msg.count)
+        #expect(try waitUntil(loop) { rec.bytes == msg })
+        try loop.submit {
+            var out = ByteBuffer()
+            out.writeString("back")
+            conn.send(out)
+        }.wait()
+        var buf = [UInt8](repeating: 0, count: 16)
+        var n = -1
+        for _ in 0..<100 where n < 0 {
+            n = read(b, &buf, 16)
+            if n < 0 { usleep(5_000) }
+        }
+        #expect(Array(buf[0..<max(n, 0)]) == Array("back".utf8))
+        shutdown(b, Int32(SHUT_WR))
+        #expect(try waitUntil(loop) { rec.closed != nil })
+        #expect(rec.closed == .some(nil))
+        #expect(try loop.submit { conn.isOpen }.wait() == false)
+    }
+
+    @Test func socketConnectionKeepsWhatTheKernelRefusesAndReportsBackpressure() throws {
+        let loop = RelayLoop(name: "test-relay")
+        defer { try? loop.syncShutdownGracefully() }
+        let (a, b) = socketPair()
+        defer { close(b) }
+        let rec = Recorder()
+        let conn = try loop.submit { () -> SocketConnection in
+            let c = SocketConnection(fd: a, loop: loop)
+            c.delegate = rec
+            _ = c.start()
+            return c
+        }.wait()
+        // Far more than the socket buffers hold: the rest stays pending and the transport turns unwritable.
+        let total = 4 * 1024 * 1024
+        try loop.submit {
+            var chunk = ByteBuffer()
+            chunk.writeRepeatingByte(7, count: 64 * 1024)
+            for _ in 0..<(total / chunk.readableBytes) { conn.send(chunk) }
+        }.wait()
+        #expect(try loop.submit { conn.isWritable }.wait() == false)
+        #expect(rec.writability == [false])
+        var received = 0
+        var buf = [UInt8](repeating: 0, count: 65536)
+        for _ in 0..<2000 where received < total {
+            let n = read(b, &buf, buf.count)
+            if n > 0 { received += n } else { usleep(1_000) }
+        }
+        #expect(received == total)
+        #expect(try waitUntil(loop) { rec.writability == [false, true] })
+        #expect(try loop.submit { conn.isWritable }.wait())
+    }
+
+    @Test func unnamedStatementMessagesAreRecognisedFromRawBytes() {
+        func frame(_ type: UInt8, _ body: [UInt8]) -> ByteBuffer {
+            var b = ByteBuffer()
+            b.writeInteger(type)
+            b.writeInteger(Int32(body.count + 4))
+            b.writeBytes(body)
+            return b
+        }
+        let z: [UInt8] = [0]
+        let q = Array("SELECT 1".utf8) + z + [0, 0]
+        #expect(ClientSession.unnamedExpectation(FrontendType.parse, frame(FrontendType.parse, z + q)) == .parse(swallow: false))
+        #expect(ClientSession.unnamedExpectation(FrontendType.parse, frame(FrontendType.parse, Array("s1".utf8) + z + q)) == nil)
+        // Bind: portal "" or "p1", statement "" → verbatim; statement "s1" → needs mapping
+        #expect(ClientSession.unnamedExpectation(FrontendType.bind, frame(FrontendType.bind, z + z + [0, 0, 0, 0, 0, 0])) == .bind)
+        #expect(ClientSession.unnamedExpectation(FrontendType.bind, frame(FrontendType.bind, Array("p1".utf8) + z + z + [0, 0])) == .bind)
+        #expect(ClientSession.unnamedExpectation(FrontendType.bind, frame(FrontendType.bind, z + Array("s1".utf8) + z + [0, 0])) == nil)
+        // Describe/Close: portals always verbatim; statements only when unnamed
+        #expect(ClientSession.unnamedExpectation(FrontendType.describe, frame(FrontendType.describe, [UInt8(ascii: "P")] + Array("p1".utf8) + z)) == .describe)
+        #expect(ClientSession.unnamedExpectation(FrontendType.describe, frame(FrontendType.describe, [UInt8(ascii: "S")] + z)) == .describe)
+        #expect(ClientSession.unnamedExpectation(FrontendType.describe, frame(FrontendType.describe, [UInt8(ascii: "S")] + Array("s1".utf8) + z)) == nil)
+        #expect(ClientSession.unnamedExpectation(FrontendType.close, frame(FrontendType.close, [UInt8(ascii: "S")] + Array("s1".utf8) + z)) == nil)
+        #expect(ClientSession.unnamedExpectation(FrontendType.close, frame(FrontendType.close, [UInt8(ascii: "P")] + z)) == .close(swallow: false))
+        // truncated bodies never match
+        #expect(ClientSession.unnamedExpectation(FrontendType.bind, frame(FrontendType.bind, [])) == nil)
+    }
+}
