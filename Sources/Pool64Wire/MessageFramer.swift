@@ -14,7 +14,10 @@ public struct MessageFramer: Sendable {
         case piece(type: UInt8, bytes: ByteBuffer, first: Bool)
     }
 
-    private var buffer: ByteBuffer?
+    /// Unconsumed bytes; `empty` (shared, never written) when there are none, so a framer with nothing pending
+    /// holds no storage of its own and the buffer a read landed in is not kept alive.
+    private var buffer = MessageFramer.empty
+    private static let empty = ByteBuffer()
     private var streamingType: UInt8 = 0
     private var streamingRemaining = 0
     /// Largest message accepted (header included); longer lengths are rejected before anything is buffered.
@@ -31,24 +34,26 @@ public struct MessageFramer: Sendable {
     }
 
     /// Bytes received but not yet returned as frames.
-    public var bufferedBytes: Int { buffer?.readableBytes ?? 0 }
+    public var bufferedBytes: Int { buffer.readableBytes }
 
     /// Adds received bytes.
     public mutating func append(_ incoming: ByteBuffer) {
-        if buffer == nil || buffer!.readableBytes == 0 {
+        if buffer.readableBytes == 0 {
             buffer = incoming
         } else {
-            var incoming = incoming
-            buffer!.writeBuffer(&incoming)
+            // A stream whose reads keep ending mid-message never empties the buffer: drop the consumed prefix
+            // (only the partial message moves) so it cannot grow without bound.
+            if buffer.readerIndex > 0 { buffer.discardReadBytes() }
+            buffer.writeImmutableBuffer(incoming)
         }
     }
 
     /// Adds bytes left over from an earlier phase (e.g. startup) in front of nothing else.
     public mutating func prepend(_ leftover: ByteBuffer) {
         guard leftover.readableBytes > 0 else { return }
-        if var existing = buffer, existing.readableBytes > 0 {
+        if buffer.readableBytes > 0 {
             var combined = leftover
-            combined.writeBuffer(&existing)
+            combined.writeImmutableBuffer(buffer)
             buffer = combined
         } else {
             buffer = leftover
@@ -57,16 +62,19 @@ public struct MessageFramer: Sendable {
 
     /// The next frame, nil when more bytes are needed. Throws on a length that is negative or too large.
     public mutating func next() throws(WireError) -> Frame? {
-        guard var buf = buffer, buf.readableBytes > 0 else { return nil }
-        defer { buffer = buf.readableBytes > 0 ? buf : nil }
+        let available = buffer.readableBytes
+        guard available > 0 else { return nil }
+        // Works on `buffer` in place: copying it out of the property would retain and release its storage per
+        // message, which the relay does millions of times.
         if streamingRemaining > 0 {
-            let n = min(streamingRemaining, buf.readableBytes)
+            let n = min(streamingRemaining, available)
             streamingRemaining -= n
-            return .piece(type: streamingType, bytes: buf.readSlice(length: n)!, first: false)
+            return .piece(type: streamingType, bytes: take(n), first: false)
         }
-        guard buf.readableBytes >= 5 else { return nil }
-        let type = buf.getInteger(at: buf.readerIndex, as: UInt8.self)!
-        let length = Int(buf.getInteger(at: buf.readerIndex + 1, as: Int32.self)!)
+        guard available >= 5 else { return nil }
+        let start = buffer.readerIndex
+        let type = buffer.getInteger(at: start, as: UInt8.self)!
+        let length = Int(buffer.getInteger(at: start + 1, as: Int32.self)!)
         guard length >= 4 else {
             throw WireError(.invalidLength, message: String(UnicodeScalar(type)), detail: "length \(length)")
         }
@@ -76,15 +84,44 @@ public struct MessageFramer: Sendable {
                 detail: "length \(length) exceeds the limit of \(maximumMessageSize) bytes", sqlstate: "54000")
         }
         let total = length + 1
-        if buf.readableBytes >= total {
-            return .message(type: type, frame: buf.readSlice(length: total)!)
+        if available >= total {
+            return .message(type: type, frame: take(total))
         }
         if total >= streamingThreshold && (type == streamable.0 || type == streamable.1) {
-            let n = buf.readableBytes
             streamingType = type
-            streamingRemaining = total - n
-            return .piece(type: type, bytes: buf.readSlice(length: n)!, first: true)
+            streamingRemaining = total - available
+            return .piece(type: type, bytes: take(available), first: true)
         }
         return nil
+    }
+
+    /// Type and total size (header included) of the whole message `offset` bytes into the unconsumed bytes,
+    /// without consuming anything. nil while a message is being streamed, when the message is not complete yet,
+    /// or when its length is invalid (`next()` reports that). With `take(_:)` a relay can pass a run of whole
+    /// messages on as one slice instead of one slice per message.
+    public func peekMessage(at offset: Int) -> (type: UInt8, size: Int)? {
+        guard streamingRemaining == 0 else { return nil }
+        let available = buffer.readableBytes - offset
+        guard available >= 5 else { return nil }
+        let start = buffer.readerIndex + offset
+        let type = buffer.getInteger(at: start, as: UInt8.self)!
+        let length = Int(buffer.getInteger(at: start + 1, as: Int32.self)!)
+        guard length >= 4, length < maximumMessageSize, available > length else { return nil }
+        return (type, length + 1)
+    }
+
+    /// Calls `body` with the bytes of the message `peekMessage(at: offset)` found (header included).
+    public func withMessageBytes<R>(at offset: Int, size: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        buffer.withUnsafeReadableBytes { raw in
+            body(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + size)]))
+        }
+    }
+
+    /// The next `n` bytes as a slice; lets go of the storage when nothing is left. `n` must cover whole messages
+    /// found by `peekMessage`.
+    public mutating func take(_ n: Int) -> ByteBuffer {
+        let slice = buffer.readSlice(length: n)!
+        if buffer.readableBytes == 0 { buffer = Self.empty }
+        return slice
     }
 }

@@ -254,6 +254,8 @@ final class Pool: @unchecked Sendable {
     func serverBytes(_ server: ServerConnection, _ buffer: ByteBuffer) {
         server.framer.append(buffer)
         while true {
+            forwardRuns(server)
+            if server.state == .closed { return }
             let frame: MessageFramer.Frame?
             do {
                 frame = try server.framer.next()
@@ -270,6 +272,44 @@ final class Pool: @unchecked Sendable {
                 if server.state == .closed { return }
             }
         }
+    }
+
+    /// The fast path of `serverBytes`: consecutive whole messages that go to the attached client unchanged leave
+    /// as one slice (one copy) instead of one slice and copy each. Stops before anything that needs a closer look
+    /// (ParameterStatus, ErrorResponse, messages to drop, fake responses waiting, streamed rows), which the
+    /// message-at-a-time path then handles; a ReadyForQuery ends the run and is handled here as that path would.
+    private func forwardRuns(_ server: ServerConnection) {
+        var run = 0
+        while let client = server.client, !server.tracker.hasFakes, !server.tracker.isSwallowing,
+            let (type, size) = server.framer.peekMessage(at: run)
+        {
+            switch type {
+            case BackendType.parameterStatus, BackendType.errorResponse:
+                break
+            case BackendType.readyForQuery:
+                let status = server.framer.withMessageBytes(at: run, size: size) { $0[5] }
+                let decision = server.tracker.receive(type, readyStatus: status)
+                if decision == .forward { run += size }
+                client.sendToClient(server.framer.take(run))
+                if decision != .forward { _ = server.framer.take(size) }
+                run = 0
+                client.emitFakes(from: server)
+                client.readyForQuery(server, forwarded: decision == .forward)
+                continue
+            default:
+                if server.tracker.receive(type) == .forward {
+                    run += size
+                    continue
+                }
+                // Dropped (a response to a request pool64 injected): what came before goes, this one does not.
+                if run > 0 { client.sendToClient(server.framer.take(run)) }
+                _ = server.framer.take(size)
+                run = 0
+                continue
+            }
+            break
+        }
+        if run > 0, let client = server.client { client.sendToClient(server.framer.take(run)) }
     }
 
     private func serverMessage(_ server: ServerConnection, type: UInt8, frame: ByteBuffer) {

@@ -11,11 +11,16 @@ struct ResponseTracker {
     }
 
     private(set) var expected = CircularBuffer<Expectation>(initialCapacity: 16)
+    /// Fake expectations in `expected` (most of the time none: `emitReadyFakes` then returns at once).
+    private var fakes = 0
     /// Status of the last ReadyForQuery.
     private(set) var transactionStatus: TransactionStatus = .idle
 
     /// True when no response is outstanding and the server is outside a transaction block.
     var isIdle: Bool { expected.isEmpty && transactionStatus == .idle }
+
+    /// True when fake responses are queued (they must go out right after the response they follow).
+    var hasFakes: Bool { fakes > 0 }
 
     /// True while the head request is a query pool64 sent for itself.
     var isSwallowing: Bool { expected.first == .query(swallow: true) }
@@ -23,15 +28,24 @@ struct ResponseTracker {
     /// Records a request; a fake response with nothing outstanding before it is written to `out` at once.
     mutating func expect(_ e: Expectation, out: inout ByteBuffer) {
         expected.append(e)
-        emitReadyFakes(out: &out)
+        if e.isFake {
+            fakes += 1
+            emitReadyFakes(out: &out)
+        }
     }
 
     /// Writes fake responses that have reached the head of the queue.
     mutating func emitReadyFakes(out: inout ByteBuffer) {
+        guard fakes > 0 else { return }
         while let head = expected.first, head.isFake {
             expected.removeFirst()
+            fakes -= 1
             out.writeEmptyMessage(head == .fakeParseComplete ? BackendType.parseComplete : BackendType.closeComplete)
         }
+    }
+
+    private mutating func dropHead() {
+        if expected.removeFirst().isFake { fakes -= 1 }
     }
 
     /// Decides the fate of a server message of `type`; for ReadyForQuery pass its status byte.
@@ -41,14 +55,14 @@ struct ResponseTracker {
         case BackendType.readyForQuery:
             transactionStatus = TransactionStatus(rawValue: readyStatus) ?? .failed
             // Requests the server skipped after an error never get responses; a ReadyForQuery ends them.
-            while let h = expected.first, !h.isSyncPoint { expected.removeFirst() }
-            if !expected.isEmpty { expected.removeFirst() }
+            while let h = expected.first, !h.isSyncPoint { dropHead() }
+            if !expected.isEmpty { dropHead() }
             return swallowing ? .drop : .forward
         case BackendType.errorResponse:
             if swallowing { return .drop }
             // After an error in extended protocol the server discards messages until Sync (PostgreSQL
             // "Extended Query"): drop expectations up to the next sync point, fakes included.
-            while let h = expected.first, !h.isSyncPoint { expected.removeFirst() }
+            while let h = expected.first, !h.isSyncPoint { dropHead() }
             return .forward
         case BackendType.parseComplete:
             if case .parse(let swallow)? = expected.first {
@@ -76,6 +90,7 @@ struct ResponseTracker {
     /// Forgets everything (the connection was reset or is being closed).
     mutating func reset() {
         expected.removeAll()
+        fakes = 0
         transactionStatus = .idle
     }
 }

@@ -1,3 +1,4 @@
+import Glibc
 import NIOCore
 import Pool64Wire
 
@@ -7,7 +8,9 @@ extension ClientSession {
         while true {
             switch phase {
             case .startup, .welcome, .closed: return
-            case .scram, .md5, .ready: break
+            case .ready:
+                if let server, !waiting { relayRuns(server) }
+            case .scram, .md5: break
             }
             let frame: MessageFramer.Frame?
             do {
@@ -29,6 +32,52 @@ extension ClientSession {
                 return
             }
         }
+    }
+
+    /// The fast path of `readFrames` while a server is attached: consecutive whole messages that go to the server
+    /// unchanged (Query, Execute, Sync, Flush; Parse/Bind/Describe/Close of the unnamed statement or portals, or
+    /// any in session mode) are recorded in the tracker and written as one slice. Stops at anything that needs a
+    /// closer look (statement names to map, SQL that may change session state, COPY, Terminate, …), which
+    /// `process` then handles one message at a time.
+    private func relayRuns(_ server: ServerConnection) {
+        guard let pool else { return }
+        var run = 0
+        scan: while let (type, size) = framer.peekMessage(at: run) {
+            var expectation: Expectation? = nil
+            switch type {
+            case FrontendType.query:
+                if transactionMode, framer.withMessageBytes(at: run, size: size, Self.queryMightAffectSession(query:)) {
+                    break scan
+                }
+                expectation = .query(swallow: false)
+            case FrontendType.execute:
+                expectation = .execute
+            case FrontendType.sync:
+                expectation = .sync
+            case FrontendType.flush:
+                break
+            case FrontendType.parse, FrontendType.bind, FrontendType.describe, FrontendType.close:
+                if !transactionMode {
+                    expectation = Self.expectation(for: type)
+                    break
+                }
+                let e = framer.withMessageBytes(at: run, size: size) { raw -> Expectation? in
+                    guard let e = Self.unnamedExpectation(type, raw: raw) else { return nil }
+                    if type == FrontendType.parse, Self.queryMightAffectSession(parse: raw) { return nil }
+                    return e
+                }
+                guard let e else { break scan }
+                expectation = e
+            default:
+                break scan
+            }
+            if transactionStarted == nil { transactionStarted = .now() }
+            run += size
+            if let expectation { server.tracker.expect(expectation, out: &out) }
+        }
+        guard run > 0 else { return }
+        pool.stats.totalReceived &+= UInt64(run)
+        write(server, framer.take(run))
     }
 
     private func handleFrame(_ frame: MessageFramer.Frame) {
@@ -61,6 +110,8 @@ extension ClientSession {
     private func answerWithoutServer(_ type: UInt8, _ bytes: ByteBuffer) -> Bool {
         switch type {
         case FrontendType.parse, FrontendType.close:
+            // The unnamed statement and portals need a server (checked without decoding).
+            if Self.unnamedExpectation(type, bytes) != nil { return false }
             guard let message = try? FrontendMessage.decode(
                 type: type, body: bytes.getSlice(at: bytes.readerIndex + 5, length: bytes.readableBytes - 5)!)
             else { return false }
@@ -277,40 +328,49 @@ extension ClientSession {
     /// What to expect for a Parse/Bind/Describe/Close that names only the unnamed statement (or a portal), found
     /// from the raw bytes without decoding strings; nil when a statement name needs mapping.
     static func unnamedExpectation(_ type: UInt8, _ b: ByteBuffer) -> Expectation? {
-        let start = b.readerIndex + 5
-        let end = b.writerIndex
-        guard start < end else { return nil }
-        return b.withUnsafeReadableBytes { raw -> Expectation? in
-            let p = raw.bindMemory(to: UInt8.self)
-            let i = 5
-            guard i < p.count else { return nil }
-            switch type {
-            case FrontendType.parse:
-                return p[i] == 0 ? .parse(swallow: false) : nil
-            case FrontendType.bind:
-                // portal name (C string), then the statement name
-                var j = i
-                while j < p.count, p[j] != 0 { j += 1 }
-                return j + 1 < p.count && p[j + 1] == 0 ? .bind : nil
-            case FrontendType.describe, FrontendType.close:
-                let e: Expectation = type == FrontendType.describe ? .describe : .close(swallow: false)
-                if p[i] == UInt8(ascii: "P") { return e }
-                return i + 1 < p.count && p[i + 1] == 0 ? e : nil
-            default:
-                return nil
-            }
+        b.withUnsafeReadableBytes { unnamedExpectation(type, raw: $0) }
+    }
+
+    /// `unnamedExpectation` on a message's bytes (header included).
+    static func unnamedExpectation(_ type: UInt8, raw: UnsafeRawBufferPointer) -> Expectation? {
+        let p = raw.bindMemory(to: UInt8.self)
+        let i = 5
+        guard i < p.count else { return nil }
+        switch type {
+        case FrontendType.parse:
+            return p[i] == 0 ? .parse(swallow: false) : nil
+        case FrontendType.bind:
+            // portal name (C string), then the statement name
+            var j = i
+            while j < p.count, p[j] != 0 { j += 1 }
+            return j + 1 < p.count && p[j + 1] == 0 ? .bind : nil
+        case FrontendType.describe, FrontendType.close:
+            let e: Expectation = type == FrontendType.describe ? .describe : .close(swallow: false)
+            if p[i] == UInt8(ascii: "P") { return e }
+            return i + 1 < p.count && p[i + 1] == 0 ? e : nil
+        default:
+            return nil
         }
     }
 
     /// Whether an unnamed Parse's query needs the session-state detector (checked on the raw bytes).
     private func queryMightAffectSession(parse b: ByteBuffer) -> Bool {
-        b.withUnsafeReadableBytes { raw in
-            // type, length, empty name (one NUL), then the query up to its NUL
-            guard raw.count > 6 else { return false }
-            let q = UnsafeRawBufferPointer(rebasing: raw[6...])
-            let n = q.firstIndex(of: 0) ?? q.count
-            return SessionStateDetector.mightAffectSession(UnsafeRawBufferPointer(rebasing: q[..<n]))
-        }
+        b.withUnsafeReadableBytes { Self.queryMightAffectSession(parse: $0) }
+    }
+
+    /// The same on an unnamed Parse's bytes (header included).
+    static func queryMightAffectSession(parse raw: UnsafeRawBufferPointer) -> Bool {
+        // type, length, empty name (one NUL), then the query up to its NUL
+        guard raw.count > 6, let base = raw.baseAddress else { return false }
+        let q = base + 6
+        let n = memchr(q, 0, raw.count - 6).map { $0 - UnsafeMutableRawPointer(mutating: q) } ?? (raw.count - 6)
+        return SessionStateDetector.mightAffectSession(UnsafeRawBufferPointer(start: q, count: n))
+    }
+
+    /// Whether a Query message's text (header included in `raw`) needs the session-state detector.
+    static func queryMightAffectSession(query raw: UnsafeRawBufferPointer) -> Bool {
+        guard raw.count > 6 else { return false }
+        return SessionStateDetector.mightAffectSession(UnsafeRawBufferPointer(rebasing: raw[5..<(raw.count - 1)]))
     }
 
     /// The server name of the client's statement, prepared on `server` first when it lacks it.

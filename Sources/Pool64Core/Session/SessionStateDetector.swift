@@ -21,6 +21,15 @@ public enum SessionStateDetector {
         "standard_conforming_strings",
     ]
 
+    /// `;`, `a`, `A` and `_`: the bytes the scan in `mightAffectSession` stops at.
+    // Written once at initialisation, read-only after.
+    nonisolated(unsafe) private static let interestingBytes: UnsafeBufferPointer<Bool> = {
+        let t = UnsafeMutableBufferPointer<Bool>.allocate(capacity: 256)
+        t.initialize(repeating: false)
+        for c in [UInt8(ascii: ";"), UInt8(ascii: "a"), UInt8(ascii: "A"), UInt8(ascii: "_")] { t[Int(c)] = true }
+        return UnsafeBufferPointer(t)
+    }()
+
     /// Cheap pre-check on raw query bytes: false when the text certainly has no session effect (a single statement
     /// whose first word is not one of the commands above and no session-level function call). Most queries stop
     /// here without building a String.
@@ -42,10 +51,16 @@ public enum SessionStateDetector {
         default:
             break
         }
-        // Another statement after a semicolon, or a function that outlives the transaction.
+        // Another statement after a semicolon, or a function that outlives the transaction. The scan skips
+        // uninteresting bytes with one table lookup each (this runs on every transaction-mode query).
         var j = i
+        let interesting = Self.interestingBytes
         while j < n {
             let c = b[j]
+            if !interesting[Int(c)] {
+                j += 1
+                continue
+            }
             if c == 59 {  // ';' followed by anything but whitespace
                 var k = j + 1
                 while k < n, b[k] == 32 || b[k] == 9 || b[k] == 10 || b[k] == 13 || b[k] == 0 { k += 1 }
