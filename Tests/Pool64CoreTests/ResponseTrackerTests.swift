@@ -143,13 +143,17 @@ import Testing
             "SELECT pg_advisory_lock(1)", "select set_config('a','b',false)", "LISTEN c", "select 1; set a = b",
             "DISCARD ALL", "RESET ALL", "-- c\nSET a = b", "/* c */ SET a = b", "DECLARE c CURSOR WITH HOLD FOR SELECT 1",
             "SELECT 1", "select abalance from pgbench_accounts where aid = 1;", "UPDATE t SET x = 1", "BEGIN",
+            "SELECT PG_TRY_ADVISORY_LOCK(7)", "select x from t where a_b = 1; select set_config('a','b',false)",
+            "select 1 ;\n  LISTEN c", "SELECT Set_Config('a', 'b', false)",
         ]
         for sql in all where D.effect(of: sql) != .none {
             var s = sql
             #expect(s.withUTF8 { D.mightAffectSession(UnsafeRawBufferPointer($0)) }, "\(sql)")
         }
-        var plain = "SELECT abalance FROM pgbench_accounts WHERE aid = 42;"
-        #expect(!plain.withUTF8 { D.mightAffectSession(UnsafeRawBufferPointer($0)) })
+        for text in ["SELECT abalance FROM pgbench_accounts WHERE aid = 42;", "select a_b from t_c; ;\n", "SELECT 1"] {
+            var plain = text
+            #expect(!plain.withUTF8 { D.mightAffectSession(UnsafeRawBufferPointer($0)) }, "\(text)")
+        }
     }
 
     @Test func discardAndDeallocate() {

@@ -31,7 +31,8 @@ protocol TransportDelegate: AnyObject {
 /// to `write(2)`; only bytes the kernel did not take are kept (and watched for `EPOLLOUT`).
 final class SocketConnection: Transport, RelayLoopHandler {
     let fd: Int32
-    unowned let loop: RelayLoop
+    // unowned(unsafe): the loop outlives every socket on it (see ClientSession.proxy).
+    unowned(unsafe) let loop: RelayLoop
     /// Strong until the connection closes (the session owns this connection; the cycle ends with it).
     var delegate: TransportDelegate?
     private var pending: ByteBuffer?

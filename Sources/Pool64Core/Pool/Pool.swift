@@ -14,7 +14,8 @@ struct PoolKey: Hashable, Sendable {
 /// `@unchecked Sendable`: confined to the proxy event loop; closures from other threads hop there first.
 final class Pool: @unchecked Sendable {
     let key: PoolKey
-    unowned let proxy: ProxyCore
+    // unowned(unsafe): the proxy outlives its pools (see ClientSession.proxy).
+    unowned(unsafe) let proxy: ProxyCore
     var logger: Logger
 
     private(set) var idle: [ServerConnection] = []

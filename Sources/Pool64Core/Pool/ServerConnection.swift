@@ -19,7 +19,8 @@ final class ServerConnection: TransportDelegate, @unchecked Sendable {
     }
 
     let id: Int
-    unowned let pool: Pool
+    // unowned(unsafe): pools are never removed, so they outlive their connections (see ClientSession.proxy).
+    unowned(unsafe) let pool: Pool
     let pq: LibPQConnection
     let cancelHandle: CancelHandle?
     let address: String

@@ -5,11 +5,16 @@ import Pool64Wire
 extension ClientSession {
     /// Frames from the client after startup.
     func readFrames() {
+        readingFrames = true
+        defer { readingFrames = false }
         while true {
             switch phase {
             case .startup, .welcome, .closed: return
             case .ready:
-                if let server, !waiting { relayRuns(server) }
+                // While waiting for a server the bytes stay in the framer; `attached` resumes here, so they go
+                // out through the fast path instead of being queued message by message.
+                if waiting { return }
+                if let server { relayRuns(server) }
             case .scram, .md5: break
             }
             let frame: MessageFramer.Frame?
@@ -85,9 +90,7 @@ extension ClientSession {
             process(frame, server)
             return
         }
-        if transactionMode && !waiting && queued.isEmpty, case .message(let type, let bytes) = frame,
-            answerWithoutServer(type, bytes)
-        {
+        if transactionMode && !waiting, case .message(let type, let bytes) = frame, answerWithoutServer(type, bytes) {
             return
         }
         if case .message(let type, _) = frame, type == FrontendType.terminate {
@@ -96,14 +99,14 @@ extension ClientSession {
             transport?.close()
             return
         }
-        queued.append(frame)
+        pendingFrame = frame
         if !waiting, let pool {
             waiting = true
             pool.acquire(self)
         }
     }
 
-    /// Transaction mode, no server attached and nothing queued: a named Parse, a statement Close, Flush and Sync
+    /// Transaction mode, no server attached and none asked for: a named Parse, a statement Close, Flush and Sync
     /// need no server. Answering them here keeps drivers that prepare synchronously (pgbench -M prepared runs
     /// PQprepare while other clients on its thread hold servers in transactions) from deadlocking on a full pool;
     /// the statement is prepared on a server when it is first bound or described.
@@ -146,11 +149,13 @@ extension ClientSession {
         waiting = false
         if out.capacity == 0 { out = allocator.buffer(capacity: 1024) }
         synchronizeParameters(server)
-        while !queued.isEmpty {
-            guard self.server === server else { break }
-            let f = queued.removeFirst()
+        if let f = pendingFrame {
+            pendingFrame = nil
             process(f, server)
         }
+        // The rest of what the client sent meanwhile is still in the framer (unless this runs inside
+        // readFrames, which goes on by itself).
+        if !readingFrames, self.server === server { readFrames() }
         server.flush()
         flushToClient()
         server.setReading(transport?.isWritable ?? true)

@@ -30,7 +30,9 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
         case closed
     }
 
-    unowned let proxy: ProxyCore
+    // unowned(unsafe): the proxy outlives every session, and a checked unowned reference costs a retain and a
+    // release on every access (callgrind: 4% of the relay's instructions).
+    unowned(unsafe) let proxy: ProxyCore
     let id: Int
     /// The client's socket (or TLS channel); nil once closed.
     var transport: Transport?
@@ -58,8 +60,10 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
     var waiting = false
     var waitStarted: NIODeadline?
     var transactionStarted: NIODeadline?
-    /// Messages waiting for a server connection (an Array: empty ones allocate nothing, and idle clients are many).
-    var queued: [MessageFramer.Frame] = []
+    /// The message that made this client ask for a server connection; what follows it waits in the framer.
+    var pendingFrame: MessageFramer.Frame?
+    /// True inside `readFrames` (so `attached` does not re-enter it).
+    var readingFrames = false
     var out = ClientSession.emptyBuffer
     /// Never written: every session's `out` starts as (and returns to) a copy of it.
     static let emptyBuffer = ByteBufferAllocator().buffer(capacity: 0)
@@ -86,6 +90,8 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
     /// a Logger with metadata is a dictionary per idle connection.
     var logger: Logger {
         var l = proxy.logger
+        // Sessions log at info and debug only; below that level skip building metadata (connection churn).
+        guard l.logLevel <= .info else { return l }
         l[metadataKey: "client"] = .string("\(id)")
         l[metadataKey: "peer"] = .string(peer)
         if !user.isEmpty { l[metadataKey: "user"] = .string(user) }

@@ -1,3 +1,5 @@
+import Glibc
+
 /// Recognises SQL that leaves state in a server session beyond the current transaction (PgBouncer's
 /// transaction-mode caveats), so a transaction-mode client can be pinned to its server connection instead of
 /// leaking that state to the next client. Pure and conservative: unknown forms of the listed commands pin.
@@ -21,15 +23,6 @@ public enum SessionStateDetector {
         "standard_conforming_strings",
     ]
 
-    /// `;`, `a`, `A` and `_`: the bytes the scan in `mightAffectSession` stops at.
-    // Written once at initialisation, read-only after.
-    nonisolated(unsafe) private static let interestingBytes: UnsafeBufferPointer<Bool> = {
-        let t = UnsafeMutableBufferPointer<Bool>.allocate(capacity: 256)
-        t.initialize(repeating: false)
-        for c in [UInt8(ascii: ";"), UInt8(ascii: "a"), UInt8(ascii: "A"), UInt8(ascii: "_")] { t[Int(c)] = true }
-        return UnsafeBufferPointer(t)
-    }()
-
     /// Cheap pre-check on raw query bytes: false when the text certainly has no session effect (a single statement
     /// whose first word is not one of the commands above and no session-level function call). Most queries stop
     /// here without building a String.
@@ -51,31 +44,29 @@ public enum SessionStateDetector {
         default:
             break
         }
-        // Another statement after a semicolon, or a function that outlives the transaction. The scan skips
-        // uninteresting bytes with one table lookup each (this runs on every transaction-mode query).
+        // Another statement after a semicolon, or a function that outlives the transaction (pg_advisory_*,
+        // set_config: both have a '_' at a known place). memchr finds the few bytes that matter, so a query costs
+        // a couple of vector scans rather than a loop over every byte (this runs on every transaction-mode query).
+        guard let base = b.baseAddress else { return false }
+        if let semi = memchr(base + i, 59, n - i) {
+            var k = semi - UnsafeMutableRawPointer(mutating: base) + 1
+            while k < n, b[k] == 32 || b[k] == 9 || b[k] == 10 || b[k] == 13 || b[k] == 0 || b[k] == 59 { k += 1 }
+            if k < n { return true }
+        }
         var j = i
-        let interesting = Self.interestingBytes
-        while j < n {
-            let c = b[j]
-            if !interesting[Int(c)] {
-                j += 1
-                continue
+        while j < n, let u = memchr(base + j, 95, n - j) {
+            j = u - UnsafeMutableRawPointer(mutating: base)
+            // "_advisory"
+            if j + 9 <= n, b[j + 1] | 0x20 == 97, b[j + 2] | 0x20 == 100, b[j + 3] | 0x20 == 118, b[j + 4] | 0x20 == 105,
+                b[j + 5] | 0x20 == 115, b[j + 6] | 0x20 == 111, b[j + 7] | 0x20 == 114, b[j + 8] | 0x20 == 121
+            {
+                return true
             }
-            if c == 59 {  // ';' followed by anything but whitespace
-                var k = j + 1
-                while k < n, b[k] == 32 || b[k] == 9 || b[k] == 10 || b[k] == 13 || b[k] == 0 { k += 1 }
-                if k < n { return true }
-            } else if c | 0x20 == 97 || c == 95 {  // 'a' of advisory, '_' of set_config
-                if j + 8 <= n, c | 0x20 == 97, b[j + 1] | 0x20 == 100, b[j + 2] | 0x20 == 118, b[j + 3] | 0x20 == 105,
-                    b[j + 4] | 0x20 == 115, b[j + 5] | 0x20 == 111, b[j + 6] | 0x20 == 114, b[j + 7] | 0x20 == 121
-                {
-                    return true
-                }
-                if c == 95, j >= 3, j + 7 <= n, b[j - 3] | 0x20 == 115, b[j + 1] | 0x20 == 99, b[j + 2] | 0x20 == 111,
-                    b[j + 3] | 0x20 == 110, b[j + 4] | 0x20 == 102
-                {
-                    return true
-                }
+            // "set_conf"
+            if j >= 3, j + 5 <= n, b[j - 3] | 0x20 == 115, b[j - 2] | 0x20 == 101, b[j - 1] | 0x20 == 116,
+                b[j + 1] | 0x20 == 99, b[j + 2] | 0x20 == 111, b[j + 3] | 0x20 == 110, b[j + 4] | 0x20 == 102
+            {
+                return true
             }
             j += 1
         }
