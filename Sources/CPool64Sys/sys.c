@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -135,3 +136,5 @@ void cpool64_set_thread_name(const char *name) {
     n[15] = 0;
     pthread_setname_np(pthread_self(), n);
 }
+
+long cpool64_getrandom(void *buf, unsigned long len) { return (long)getrandom(buf, len, 0); }

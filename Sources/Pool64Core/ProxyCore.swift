@@ -120,9 +120,9 @@ public final class ProxyCore: @unchecked Sendable {
     /// Gives a welcomed client its BackendKeyData; pool64's own keys, since the client may use many servers.
     func register(_ session: ClientSession) -> (Int32, Int32) {
         var pid: Int32
-        repeat { pid = Int32.random(in: 1...Int32.max) } while sessions[pid] != nil
+        repeat { pid = SecureRandom.int32() & Int32.max } while pid == 0 || sessions[pid] != nil
         sessions[pid] = session
-        return (pid, Int32.random(in: Int32.min...Int32.max))
+        return (pid, SecureRandom.int32())
     }
 
     func unregister(_ session: ClientSession, reason: String) {

@@ -21,6 +21,9 @@ int cpool64_local_port(int fd);
 void cpool64_tune_client_socket(int fd);
 int cpool64_set_nonblocking(int fd);
 
+/// getrandom(2): fills `buf`, returns bytes written or -1 (errno set).
+long cpool64_getrandom(void *buf, unsigned long len);
+
 /// eventfd for waking the loop from other threads.
 int cpool64_eventfd(void);
 void cpool64_eventfd_signal(int fd);

@@ -14,8 +14,7 @@ public struct UserCredential: Sendable, Equatable {
 
     /// From a plaintext password: derives the SCRAM verifier (4096 iterations, random salt) and the md5 hash.
     public static func plaintext(user: String, password: String, iterations: Int = 4096) -> UserCredential {
-        var salt = [UInt8](repeating: 0, count: 16)
-        for i in salt.indices { salt[i] = UInt8.random(in: 0...255) }
+        let salt = SecureRandom.bytes(16)
         return UserCredential(
             user: user, password: password,
             scram: SCRAMSecret.derive(password: password, salt: salt, iterations: iterations),

@@ -92,8 +92,7 @@ public struct SCRAMServerExchange: Sendable {
             self.secret = secret
             userExists = true
         } else {
-            var salt = [UInt8](repeating: 0, count: 16)
-            for i in salt.indices { salt[i] = UInt8.random(in: 0...255) }
+            let salt = SecureRandom.bytes(16)
             self.secret = SCRAMSecret(
                 iterations: 4096, salt: salt, storedKey: [UInt8](repeating: 0, count: 32),
                 serverKey: [UInt8](repeating: 0, count: 32))
@@ -115,8 +114,7 @@ public struct SCRAMServerExchange: Sendable {
         var clientNonce: Substring?
         for attr in bare.split(separator: ",") where attr.hasPrefix("r=") { clientNonce = attr.dropFirst(2) }
         guard let clientNonce, !clientNonce.isEmpty else { throw .malformed("missing nonce") }
-        var raw = [UInt8](repeating: 0, count: 18)
-        for i in raw.indices { raw[i] = UInt8.random(in: 0...255) }
+        let raw = SecureRandom.bytes(18)
         let nonce = String(clientNonce) + Data(raw).base64EncodedString()
         let serverFirst = "r=\(nonce),s=\(Data(secret.salt).base64EncodedString()),i=\(secret.iterations)"
         state = .awaitingClientFinal(clientFirstBare: bare, serverFirst: serverFirst, nonce: nonce)

@@ -107,8 +107,7 @@ extension ClientSession {
             phase = .scram(SCRAMServerExchange(secret: credential?.scram), credential)
             flushToClient()
         case .scramSHA256, .md5:
-            var salt = [UInt8](repeating: 0, count: 4)
-            for i in 0..<4 { salt[i] = UInt8.random(in: 0...255) }
+            let salt = SecureRandom.bytes(4)
             out.writeAuthentication(5) { b in b.writeBytes(salt) }
             phase = .md5(salt: salt, credential)
             flushToClient()
