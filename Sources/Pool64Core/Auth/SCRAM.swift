@@ -127,9 +127,21 @@ public struct SCRAMServerExchange: Sendable {
             throw .malformed("unexpected client-final-message")
         }
         state = .done
-        guard let pIndex = message.range(of: ",p=") else { throw .malformed("missing proof") }
-        let withoutProof = String(message[..<pIndex.lowerBound])
-        guard let proof = Data(base64Encoded: String(message[pIndex.upperBound...])), proof.count == 32 else {
+        // The proof is the last attribute (RFC 5802 §7); find ",p=" on the bytes (no Foundation string search).
+        let bytes = Array(message.utf8)
+        var cut: Int?
+        var i = bytes.count - 3
+        while i >= 0 {
+            if bytes[i] == UInt8(ascii: ","), bytes[i + 1] == UInt8(ascii: "p"), bytes[i + 2] == UInt8(ascii: "=") {
+                cut = i
+                break
+            }
+            i -= 1
+        }
+        guard let cut else { throw .malformed("missing proof") }
+        let withoutProof = String(decoding: bytes[..<cut], as: UTF8.self)
+        guard let proof = Data(base64Encoded: String(decoding: bytes[(cut + 3)...], as: UTF8.self)), proof.count == 32
+        else {
             throw .malformed("invalid proof")
         }
         var gotNonce: Substring?

@@ -26,7 +26,11 @@ final class Pool: @unchecked Sendable {
     var probes: [ReadinessProbe] = []
     var dialing = 0
     /// Parameters new clients are welcomed with, from the first server connection.
-    var template: [String: String]?
+    var template: [String: String]? {
+        didSet { sortedTemplate = template?.sorted { $0.key < $1.key } ?? [] }
+    }
+    /// `template` in the order the welcome sends it (sorted once, not per login).
+    private(set) var sortedTemplate: [(key: String, value: String)] = []
     var lastDialError: (message: String, sqlstate: String)?
     var nextDialAllowed = NIODeadline.uptimeNanoseconds(0)
     var clients = 0

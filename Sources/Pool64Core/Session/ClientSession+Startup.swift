@@ -219,9 +219,9 @@ extension ClientSession {
 
     /// The pool knows the server's parameters: finish the startup with ParameterStatus, BackendKeyData, ReadyForQuery.
     func welcomeReady() {
-        guard case .welcome = phase, let pool, let template = pool.template else { return }
+        guard case .welcome = phase, let pool, pool.template != nil else { return }
         proxy.loggingIn[id] = nil
-        for (k, v) in template.sorted(by: { $0.key < $1.key }) {
+        for (k, v) in pool.sortedTemplate {
             out.writeParameterStatus(k, parameters[k] ?? v)
         }
         (processID, secretKey) = proxy.register(self)
