@@ -609,6 +609,78 @@ def profile(args) -> int:
     return 0
 
 
+def soak(args) -> int:
+    """Memory over time: pgbench runs against POOL64 and PGBOUNCER side by side for --soak seconds (a mix of
+    -M simple, extended and prepared -S clients, TPC-B and connection churn, all at once), sampling each pooler's
+    RSS every 10 s. Flat means the last minute's RSS is within 10 % (and 4 MiB) of the RSS after the first minute."""
+    seconds = args.soak
+    svc = Services(args)
+    failed = 0
+    try:
+        svc.start_postgres()
+        svc.start_pgbouncer()
+        svc.start_pool64()
+        for t in ("PGBOUNCER", "POOL64"):
+            svc.warm_up(t)
+        loads = [("-S -M simple -c 20", []), ("-S -M extended -c 20", []), ("-S -M prepared -c 20", ["POOL64"]),
+                 ("-c 10", []), ("-S -C -c 4", [])]
+        procs = []
+        for t in ("PGBOUNCER", "POOL64"):
+            for opts, only in loads:
+                if only and t not in only:
+                    continue  # PgBouncer 1.18 cannot run -M prepared in transaction mode
+                cmd = [f"{PG_BIN}/pgbench", "-n", "-j", "1", "-T", str(seconds), "-h", "127.0.0.1",
+                       "-p", str(svc.port(t)), "-U", USER, *opts.split(), DB]
+                procs.append((t, opts, subprocess.Popen(cmd, env=svc.client_env(), stdout=subprocess.PIPE,
+                                                        stderr=subprocess.PIPE, text=True)))
+        samples: dict[str, list[tuple[int, int]]] = {"PGBOUNCER": [], "POOL64": []}
+        start = time.monotonic()
+        while time.monotonic() - start < seconds + 2:
+            el = int(time.monotonic() - start)
+            for t in samples:
+                if svc.alive(t):
+                    samples[t].append((el, proc_rss_kib(svc.pid(t))))
+            time.sleep(10)
+        lines = [f"## pool64 soak: {seconds} s of mixed pgbench load on both poolers "
+                 f"({time.strftime('%Y-%m-%d %H:%M')})\n", machine_info(args.bin) + "\n",
+                 "Load per pooler: " + "; ".join(f"pgbench {o}" for o, _ in loads)
+                 + " (-M prepared on pool64 only: PgBouncer 1.18 cannot run it in transaction mode).\n"]
+        for t, opts, p in procs:
+            out, err = p.communicate()
+            m = re.search(r"number of transactions actually processed: (\d+)", out)
+            fails = re.search(r"number of failed transactions: (\d+)", out)
+            tx = int(m.group(1)) if m else 0
+            nfail = int(fails.group(1)) if fails else 0
+            ok = p.returncode == 0 and tx > 0 and nfail == 0
+            if not ok:
+                failed += 1
+            lines.append(f"- {t} pgbench {opts}: {tx:,} transactions, {nfail} failed, exit {p.returncode}"
+                         + ("" if ok else f" — FAIL {err.strip().splitlines()[-1][:200] if err.strip() else ''}"))
+        lines.append("\n| pooler | RSS at 60 s KiB | max RSS KiB | RSS at end KiB | end vs 60 s |\n|---|---:|---:|---:|---:|")
+        for t, ss in samples.items():
+            if not ss:
+                continue
+            base = next((r for e, r in ss if e >= 60), ss[0][1])
+            tail = [r for e, r in ss if e >= seconds - 60] or [ss[-1][1]]
+            end = max(tail)
+            growth = end - base
+            flat = growth <= max(0.10 * base, 4096)
+            if not flat:
+                failed += 1
+            lines.append(f"| {t} | {base:,} | {max(r for _, r in ss):,} | {ss[-1][1]:,} | "
+                         f"{growth:+,} KiB ({'flat' if flat else 'GROWING'}) |")
+        lines.append("\nRSS samples (s: KiB): " + "; ".join(
+            f"{t}: " + ", ".join(f"{e}:{r}" for e, r in ss[::6]) for t, ss in samples.items()))
+        text = "\n".join(lines)
+        print(text)
+        if args.output:
+            with open(args.output, "w") as f:
+                f.write(text)
+    finally:
+        svc.cleanup()
+    return 1 if failed else 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="pool64 vs PgBouncer vs direct PostgreSQL (see scripts/bench --help)")
     ap.add_argument("--bin", required=True, help="pool64 binary")
@@ -627,10 +699,13 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--profile", action="store_true", help="callgrind profile of pool64 under pgbench -S instead")
     ap.add_argument("--profile-modes", default="simple,extended", help="pgbench -M modes run under --profile")
+    ap.add_argument("--soak", type=int, default=0, help="memory soak for this many seconds instead of the set")
     ap.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.profile:
         return profile(args)
+    if args.soak:
+        return soak(args)
 
     if args.duration is None:
         args.duration = 2 if args.smoke else 5 if args.quick else 30
