@@ -113,6 +113,10 @@ extension PrometheusExporter {
         public static let resolverFailuresTotal = MetricName(
             "resolver_failures_total", "Failed connection attempts by address family")
 
+        /// Histogram names rendered by `PrometheusExporter.emitHistograms` (not through the registry).
+        public static let transactionDuration = "pool64_transaction_duration_seconds"
+        public static let clientWaitDuration = "pool64_client_wait_duration_seconds"
+
         /// Every metric the exporter can produce.
         public static let all: [MetricName] = [
             info, uptimeSeconds, draining, clientsCurrent, clActive, clWaiting, clIdle, svActive, svIdle, svUsed,

@@ -35,8 +35,50 @@ public final class PrometheusExporter: @unchecked Sendable {
             var buffer: [UInt8] = []
             buffer.reserveCapacity(16 * 1024)
             self.registry.emit(into: &buffer)
+            Self.emitHistograms(snapshot, into: &buffer)
             return buffer
         }
+    }
+
+    /// `pool64_transaction_duration_seconds` and `pool64_client_wait_duration_seconds`, rendered from the pools'
+    /// own histograms in the snapshot (cumulative counts at `LatencyPercentiles.bucketBoundsMicros`, sum, count):
+    /// recording through a metrics backend on the relay cost a lock and a bucket search per transaction.
+    static func emitHistograms(_ snapshot: StatsSnapshot, into buffer: inout [UInt8]) {
+        let series: [(String, String, KeyPath<PoolSnapshot, LatencyPercentiles>)] = [
+            (MetricName.transactionDuration, "Transaction duration: first client message to the ReadyForQuery that ends it.", \.xactLatency),
+            (MetricName.clientWaitDuration, "Time clients waited for a server connection.", \.waitLatency),
+        ]
+        var text = ""
+        for (name, help, path) in series {
+            text += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
+            for pool in snapshot.pools {
+                let h = pool[keyPath: path]
+                let labels = "project=\"\(escape(snapshot.process.project))\",database=\"\(escape(pool.database))\",user=\"\(escape(pool.user))\""
+                let cumulative = h.cumulativeBuckets ?? []
+                for (i, bound) in LatencyPercentiles.bucketBoundsMicros.enumerated() {
+                    let v = i < cumulative.count ? min(cumulative[i], h.count) : h.count
+                    text += "\(name)_bucket{\(labels),le=\"\(Double(bound) / 1e6)\"} \(v)\n"
+                }
+                text += "\(name)_bucket{\(labels),le=\"+Inf\"} \(h.count)\n"
+                text += "\(name)_sum{\(labels)} \(Double(h.sumMicros ?? 0) / 1e6)\n"
+                text += "\(name)_count{\(labels)} \(h.count)\n"
+            }
+        }
+        buffer.append(contentsOf: Array(text.utf8))
+    }
+
+    /// Label value escaping of the text format: backslash, double quote and newline.
+    static func escape(_ s: String) -> String {
+        var out = ""
+        for c in s {
+            switch c {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(c)
+            }
+        }
+        return out
     }
 
     /// Updates every snapshot-derived series in the registry without rendering it.

@@ -52,18 +52,41 @@ public struct ProcessInfoSnapshot: Codable, Sendable, Equatable {
     }
 }
 
-/// Latency percentiles in microseconds, computed from a histogram kept where the events happen.
+/// Latency percentiles in microseconds, computed from a histogram kept where the events happen, plus what a
+/// Prometheus histogram needs: the sum and cumulative counts at `bucketBoundsMicros` (the relay records each event
+/// once, into its own histogram; `/metrics` is rendered from these, so no metrics backend runs per transaction).
 public struct LatencyPercentiles: Codable, Sendable, Equatable {
     public var count: UInt64
     public var p50: Double
     public var p95: Double
     public var p99: Double
+    /// Sum of all recorded values (µs).
+    public var sumMicros: UInt64?
+    /// Events at or below each bound of `bucketBoundsMicros` (cumulative; within the histogram's ≤ 6% resolution).
+    public var cumulativeBuckets: [UInt64]?
 
-    public init(count: UInt64 = 0, p50: Double = 0, p95: Double = 0, p99: Double = 0) {
+    /// Upper bounds of the exported buckets, µs: 100 µs … 10 s.
+    public static let bucketBoundsMicros: [UInt64] = [
+        100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+        2_500_000, 5_000_000, 10_000_000,
+    ]
+
+    public init(
+        count: UInt64 = 0, p50: Double = 0, p95: Double = 0, p99: Double = 0, sumMicros: UInt64? = nil,
+        cumulativeBuckets: [UInt64]? = nil
+    ) {
         self.count = count
         self.p50 = p50
         self.p95 = p95
         self.p99 = p99
+        self.sumMicros = sumMicros
+        self.cumulativeBuckets = cumulativeBuckets
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case count, p50, p95, p99
+        case sumMicros = "sum_us"
+        case cumulativeBuckets = "cumulative_buckets"
     }
 }
 

@@ -47,6 +47,29 @@ struct PrometheusExporterTests {
         }
     }
 
+    @Test("duration histograms come from the snapshot: cumulative buckets, +Inf = count, sum in seconds")
+    func histograms() {
+        var snapshot = FakeProvider.sampleSnapshot()
+        let bounds = LatencyPercentiles.bucketBoundsMicros
+        snapshot.pools[0].xactLatency = LatencyPercentiles(
+            count: 10, p50: 300, p95: 900, p99: 900, sumMicros: 4_000,
+            cumulativeBuckets: bounds.map { $0 < 250 ? 2 : $0 < 1_000 ? 9 : 10 })
+        snapshot.pools[0].user = "we\"ird"
+        let text = String(
+            decoding: PrometheusExporter(registry: PrometheusCollectorRegistry()).exposition(for: snapshot),
+            as: UTF8.self)
+        let metrics = MetricsText(text)
+        let labels = #"project="alpha",database="app",user="we\"ird""#
+        #expect(text.contains("# TYPE pool64_transaction_duration_seconds histogram"))
+        #expect(text.contains("# TYPE pool64_client_wait_duration_seconds histogram"))
+        #expect(metrics.value("pool64_transaction_duration_seconds_bucket{\(labels),le=\"0.0001\"}") == 2)
+        #expect(metrics.value("pool64_transaction_duration_seconds_bucket{\(labels),le=\"0.0005\"}") == 9)
+        #expect(metrics.value("pool64_transaction_duration_seconds_bucket{\(labels),le=\"0.001\"}") == 10)
+        #expect(metrics.value("pool64_transaction_duration_seconds_bucket{\(labels),le=\"+Inf\"}") == 10)
+        #expect(metrics.value("pool64_transaction_duration_seconds_count{\(labels)}") == 10)
+        #expect(metrics.value("pool64_transaction_duration_seconds_sum{\(labels)}") == 0.004)
+    }
+
     @Test("counters add deltas, treat a smaller total as a reset, and never decrease")
     func counterDeltas() {
         let registry = PrometheusCollectorRegistry()

@@ -1,6 +1,7 @@
 import Glibc
 import NIOConcurrencyHelpers
 import NIOCore
+import Pool64Stats
 import Pool64Wire
 import Testing
 
@@ -167,5 +168,20 @@ import Testing
         #expect(ClientSession.unnamedExpectation(FrontendType.close, frame(FrontendType.close, [UInt8(ascii: "P")] + z)) == .close(swallow: false))
         // truncated bodies never match
         #expect(ClientSession.unnamedExpectation(FrontendType.bind, frame(FrontendType.bind, [])) == nil)
+    }
+}
+
+/// The latency histogram's export for Prometheus.
+@Suite struct LatencyHistogramExportTests {
+    @Test func cumulativeCountsAndSum() {
+        var h = LatencyHistogram()
+        for v: UInt64 in [50, 90, 120, 400, 400, 900, 3_000, 2_000_000] { h.record(micros: v) }
+        let bounds: [UInt64] = [100, 500, 1_000, 5_000, 10_000_000]
+        #expect(h.cumulative(bounds: bounds) == [2, 5, 6, 7, 8])
+        let s = h.snapshot
+        #expect(s.count == 8)
+        #expect(s.sumMicros == 50 + 90 + 120 + 400 + 400 + 900 + 3_000 + 2_000_000)
+        #expect(s.cumulativeBuckets?.count == LatencyPercentiles.bucketBoundsMicros.count)
+        #expect(s.cumulativeBuckets?.last == 8)
     }
 }

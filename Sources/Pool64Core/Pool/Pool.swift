@@ -41,7 +41,6 @@ final class Pool: @unchecked Sendable {
     var stats: PoolSnapshot
     var xactHistogram = LatencyHistogram()
     var waitHistogram = LatencyHistogram()
-    let metrics: PoolMetrics
 
     init(key: PoolKey, proxy: ProxyCore) {
         self.key = key
@@ -51,7 +50,6 @@ final class Pool: @unchecked Sendable {
         l[metadataKey: "user"] = .string(key.user)
         logger = l
         stats = PoolSnapshot(database: key.database, user: key.user, poolMode: proxy.config.poolMode.rawValue)
-        metrics = PoolMetrics(project: proxy.config.project, database: key.database, user: key.user)
     }
 
     /// Server name for a (query, parameter types) pair, the same for every client of this pool.
@@ -110,7 +108,6 @@ final class Pool: @unchecked Sendable {
             let waited = UInt64((NIODeadline.now() - started).nanoseconds / 1000)
             stats.totalWaitTimeUs &+= waited
             waitHistogram.record(micros: waited)
-            metrics.recordWait(nanoseconds: Int64(waited * 1000))
             client.waitStarted = nil
         }
         client.attached(server)

@@ -458,7 +458,6 @@ extension ClientSession {
             pool.stats.totalXactTimeUs &+= us
             pool.stats.totalQueryTimeUs &+= us
             pool.xactHistogram.record(micros: us)
-            pool.metrics.xactDuration.recordNanoseconds(Int64(us * 1000))
             transactionStarted = nil
         }
         if transactionMode && !pinned {

@@ -1,4 +1,3 @@
-import CoreMetrics
 import Pool64Stats
 
 /// Log-linear latency histogram in microseconds (16 sub-buckets per power of two, ≤ 6% error), kept where the
@@ -6,6 +5,7 @@ import Pool64Stats
 struct LatencyHistogram {
     private var buckets = [UInt64](repeating: 0, count: 64 * 16)
     private(set) var count: UInt64 = 0
+    private(set) var sumMicros: UInt64 = 0
 
     private static func index(_ v: UInt64) -> Int {
         if v < 16 { return Int(v) }
@@ -24,6 +24,7 @@ struct LatencyHistogram {
     mutating func record(micros: UInt64) {
         buckets[Self.index(micros)] &+= 1
         count &+= 1
+        sumMicros &+= micros
     }
 
     func percentile(_ p: Double) -> Double {
@@ -37,23 +38,19 @@ struct LatencyHistogram {
         return 0
     }
 
+    /// Events at or below each bound (a bucket counts as below when its lower edge is).
+    func cumulative(bounds: [UInt64]) -> [UInt64] {
+        var out = [UInt64](repeating: 0, count: bounds.count)
+        for (i, c) in buckets.enumerated() where c > 0 {
+            let low = Self.lowerBound(i)
+            for (j, b) in bounds.enumerated() where low <= Double(b) { out[j] &+= c }
+        }
+        return out
+    }
+
     var snapshot: LatencyPercentiles {
-        LatencyPercentiles(count: count, p50: percentile(0.5), p95: percentile(0.95), p99: percentile(0.99))
+        LatencyPercentiles(
+            count: count, p50: percentile(0.5), p95: percentile(0.95), p99: percentile(0.99), sumMicros: sumMicros,
+            cumulativeBuckets: cumulative(bounds: LatencyPercentiles.bucketBoundsMicros))
     }
-}
-
-/// swift-metrics histograms for one pool (the executable bootstraps the Prometheus backend). Counters are exported
-/// by the admin server from `/stats` snapshots so the two always agree; only distributions are recorded here.
-/// Created once per pool so the relay only records.
-struct PoolMetrics {
-    let xactDuration: Timer
-    let waitDuration: Timer
-
-    init(project: String, database: String, user: String) {
-        let dims = [("project", project), ("database", database), ("user", user)]
-        xactDuration = Timer(label: "pool64_transaction_duration_seconds", dimensions: dims, preferredDisplayUnit: .seconds)
-        waitDuration = Timer(label: "pool64_client_wait_duration_seconds", dimensions: dims, preferredDisplayUnit: .seconds)
-    }
-
-    func recordWait(nanoseconds: Int64) { waitDuration.recordNanoseconds(nanoseconds) }
 }
