@@ -18,7 +18,7 @@ protocol RelayLoopHandler: AnyObject {
 /// instructions per `pgbench -S` transaction, a third of it reference counting in the channel pipeline, and 7 KiB
 /// per idle client (a channel, its pipeline, contexts and a pooled receive buffer each). PgBouncer spends ~5k
 /// instructions and 1 KiB. Here a socket is a descriptor, an entry in an array and a small object
-/// (`SocketConnection`); reads go into one buffer shared by the whole loop, writes go straight to `write(2)`.
+/// (`SocketConnection`); reads go into one buffer shared by the whole loop, writes go straight to `send(2)`.
 ///
 /// It is still a NIO `EventLoop`: futures, promises, `scheduleTask`, `submit` and `execute` work as before, so
 /// the pool, the admin bridge and the lifecycle code use it unchanged. TLS connections stay NIO channels on a
@@ -50,6 +50,9 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
 
     /// Starts the loop's thread.
     public init(name: String = "pool64-relay") {
+        // Sockets are written with MSG_NOSIGNAL; libpq and NIO guard their own writes. Ignore SIGPIPE anyway so a
+        // write path that forgets cannot kill the process.
+        _ = signal(SIGPIPE, SIG_IGN)
         epfd = cpool64_epoll_create()
         precondition(epfd >= 0, "epoll_create1 failed: errno \(errno)")
         wakeFD = cpool64_eventfd()

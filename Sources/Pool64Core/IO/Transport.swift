@@ -28,7 +28,9 @@ protocol TransportDelegate: AnyObject {
 }
 
 /// A non-blocking socket registered with the relay loop: reads land in the loop's shared buffer, writes go straight
-/// to `write(2)`; only bytes the kernel did not take are kept (and watched for `EPOLLOUT`).
+/// to `send(2)`; only bytes the kernel did not take are kept (and watched for `EPOLLOUT`). `send`/`recv` rather than
+/// `write`/`read`: they skip the VFS layer, and `MSG_NOSIGNAL` turns a write to a closed peer into EPIPE instead of
+/// SIGPIPE.
 final class SocketConnection: Transport, RelayLoopHandler {
     let fd: Int32
     // unowned(unsafe): the loop outlives every socket on it (see ClientSession.proxy).
@@ -69,7 +71,7 @@ final class SocketConnection: Transport, RelayLoopHandler {
             checkWritability()
             return
         }
-        let n = bytes.withUnsafeReadableBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        let n = bytes.withUnsafeReadableBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         if n == bytes.readableBytes { return }
         if n < 0 {
             let e = errno
@@ -89,7 +91,7 @@ final class SocketConnection: Transport, RelayLoopHandler {
     func writable() {
         guard isOpen, var p = pending else { return }
         while p.readableBytes > 0 {
-            let n = p.withUnsafeReadableBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            let n = p.withUnsafeReadableBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if n > 0 {
                 p.moveReaderIndex(forwardBy: n)
                 continue
@@ -129,7 +131,7 @@ final class SocketConnection: Transport, RelayLoopHandler {
         guard isOpen else { return }
         let d = delegate
         loop.readBuffer.clear()
-        let n = loop.readBuffer.withUnsafeMutableWritableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        let n = loop.readBuffer.withUnsafeMutableWritableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
         if n > 0 {
             loop.readBuffer.moveWriterIndex(forwardBy: n)
             d?.received(loop.readBuffer)
