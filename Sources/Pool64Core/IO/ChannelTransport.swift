@@ -29,13 +29,15 @@ final class ChannelTransport: Transport, @unchecked Sendable {
     /// Completes after the channel has closed (libpq's `PQfinish` must wait for it).
     var closeFuture: EventLoopFuture<Void>? { channel?.closeFuture }
 
-    func send(_ bytes: ByteBuffer) {
-        guard isOpen, bytes.readableBytes > 0 else { return }
+    @discardableResult
+    func send(_ bytes: ByteBuffer) -> Bool {
+        guard isOpen, bytes.readableBytes > 0 else { return false }
         guard let channel else {
             queued.append(bytes)
-            return
+            return true
         }
         channel.writeAndFlush(bytes, promise: nil)
+        return true
     }
 
     func setReading(_ on: Bool) {

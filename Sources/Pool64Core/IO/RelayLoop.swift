@@ -46,6 +46,22 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
     /// storage (`ByteBuffer.clear()` copies on write), so idle sockets hold no buffer of their own.
     var readBuffer: ByteBuffer
     static let readBufferSize = 64 * 1024
+    /// Output buffers of clients between transactions: a client takes one when it gets a server and gives it back
+    /// when the transaction ends, so idle clients hold none and busy ones do not malloc and free one each time.
+    private var spareBuffers: [ByteBuffer] = []
+
+    /// A cleared output buffer (loop thread only).
+    func takeBuffer() -> ByteBuffer {
+        spareBuffers.popLast() ?? allocator.buffer(capacity: 1024)
+    }
+
+    /// Returns a buffer nobody else references to the spares (loop thread only).
+    func recycle(_ buffer: ByteBuffer) {
+        guard spareBuffers.count < 256, buffer.capacity <= 16 * 1024 else { return }
+        var b = buffer
+        b.clear()
+        spareBuffers.append(b)
+    }
     public let allocator = ByteBufferAllocator()
 
     /// Starts the loop's thread.

@@ -9,8 +9,10 @@ protocol Transport: AnyObject {
     /// False while unsent bytes exceed the high-water mark; the other side of the relay stops reading until
     /// `TransportDelegate.writabilityChanged(true)`.
     var isWritable: Bool { get }
-    /// Writes `bytes` now, or keeps what the socket does not take and writes it when it can.
-    func send(_ bytes: ByteBuffer)
+    /// Writes `bytes` now, or keeps what the socket does not take and writes it when it can. Returns true when the
+    /// transport kept a reference to `bytes` (so the caller's storage is not free for reuse).
+    @discardableResult
+    func send(_ bytes: ByteBuffer) -> Bool
     /// Pauses or resumes reading (backpressure).
     func setReading(_ on: Bool)
     /// Closes; the delegate hears `transportClosed` on a later turn of the loop.
@@ -64,20 +66,21 @@ final class SocketConnection: Transport, RelayLoopHandler {
 
     var isWritable: Bool { (pending?.readableBytes ?? 0) < Self.highWater }
 
-    func send(_ bytes: ByteBuffer) {
-        guard isOpen, bytes.readableBytes > 0 else { return }
+    @discardableResult
+    func send(_ bytes: ByteBuffer) -> Bool {
+        guard isOpen, bytes.readableBytes > 0 else { return false }
         if pending != nil {
             pending!.writeImmutableBuffer(bytes)
             checkWritability()
-            return
+            return false
         }
         let n = bytes.withUnsafeReadableBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        if n == bytes.readableBytes { return }
+        if n == bytes.readableBytes { return false }
         if n < 0 {
             let e = errno
             guard e == EAGAIN || e == EWOULDBLOCK || e == EINTR else {
                 fail("write failed: \(String(cString: strerror(e)))")
-                return
+                return false
             }
         }
         var rest = bytes
@@ -86,6 +89,7 @@ final class SocketConnection: Transport, RelayLoopHandler {
         watchingWrites = true
         loop.modify(fd, events: events)
         checkWritability()
+        return true
     }
 
     func writable() {

@@ -147,7 +147,7 @@ extension ClientSession {
     func attached(_ server: ServerConnection) {
         self.server = server
         waiting = false
-        if out.capacity == 0 { out = allocator.buffer(capacity: 1024) }
+        if out.capacity == 0 { out = proxy.loop.takeBuffer() }
         synchronizeParameters(server)
         if let f = pendingFrame {
             pendingFrame = nil

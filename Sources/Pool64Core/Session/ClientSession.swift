@@ -171,11 +171,16 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
     /// Sends what `out` holds.
     func flushToClient() {
         guard out.readableBytes > 0 else { return }
-        transport?.send(out)
+        let kept = transport?.send(out) ?? false
         // The socket usually took everything, so `out` is uniquely referenced again and clearing it reuses its
-        // storage while a transaction runs. Between transactions the client gives it up (idle clients are the
-        // many): the shared empty buffer costs nothing, and the first write copies it on write.
-        if server == nil || out.capacity > 16 * 1024 { out = Self.emptyBuffer } else { out.clear() }
+        // storage while a transaction runs. Between transactions the client gives it back to the loop (idle
+        // clients are the many) and holds the shared empty buffer, which costs nothing.
+        if server == nil || out.capacity > 16 * 1024 {
+            if !kept { proxy.loop.recycle(out) }
+            out = Self.emptyBuffer
+        } else {
+            out.clear()
+        }
     }
 
     func emitFakes(from server: ServerConnection) {
