@@ -99,19 +99,23 @@ public struct MessageFramer: Sendable {
     /// without consuming anything. nil while a message is being streamed, when the message is not complete yet,
     /// or when its length is invalid (`next()` reports that). With `take(_:)` a relay can pass a run of whole
     /// messages on as one slice instead of one slice per message.
-    public func peekMessage(at offset: Int) -> (type: UInt8, size: Int)? {
+    /// (`mutating` although it changes nothing: callers keep the framer in a class, and a non-mutating call there
+    /// copies the framer, retaining and releasing its buffer, on every message.)
+    public mutating func peekMessage(at offset: Int) -> (type: UInt8, size: Int)? {
         guard streamingRemaining == 0 else { return nil }
         let available = buffer.readableBytes - offset
         guard available >= 5 else { return nil }
-        let start = buffer.readerIndex + offset
-        let type = buffer.getInteger(at: start, as: UInt8.self)!
-        let length = Int(buffer.getInteger(at: start + 1, as: Int32.self)!)
-        guard length >= 4, length < maximumMessageSize, available > length else { return nil }
-        return (type, length + 1)
+        let limit = maximumMessageSize
+        return buffer.withUnsafeReadableBytes { raw -> (type: UInt8, size: Int)? in
+            let type = raw[offset]
+            let length = Int(Int32(bigEndian: raw.loadUnaligned(fromByteOffset: offset + 1, as: Int32.self)))
+            guard length >= 4, length < limit, available > length else { return nil }
+            return (type, length + 1)
+        }
     }
 
     /// Calls `body` with the bytes of the message `peekMessage(at: offset)` found (header included).
-    public func withMessageBytes<R>(at offset: Int, size: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+    public mutating func withMessageBytes<R>(at offset: Int, size: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         buffer.withUnsafeReadableBytes { raw in
             body(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + size)]))
         }

@@ -185,3 +185,27 @@ import Testing
         #expect(s.cumulativeBuckets?.last == 8)
     }
 }
+
+/// The response tracker's ring of expectations.
+@Suite struct ExpectationQueueTests {
+    @Test func fifoAcrossWrapAroundAndGrowth() {
+        var q = ExpectationQueue()
+        var model: [Pool64Core.Expectation] = []
+        let kinds: [Pool64Core.Expectation] = [.bind, .describe, .execute, .sync, .parse(swallow: true), .close(swallow: false)]
+        for round in 0..<200 {
+            // push a varying number, pop a varying number: exercises wrap-around and growth past 16
+            for i in 0..<(round % 7 + (round % 50 == 0 ? 40 : 0)) {
+                let e = kinds[(round + i) % kinds.count]
+                q.append(e)
+                model.append(e)
+            }
+            for _ in 0..<min(model.count, round % 5) {
+                #expect(q.removeFirst() == model.removeFirst())
+            }
+            #expect(q.count == model.count)
+            #expect(q.first == model.first)
+        }
+        q.removeAll()
+        #expect(q.isEmpty && q.first == nil)
+    }
+}

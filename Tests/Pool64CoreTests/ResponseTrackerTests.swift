@@ -29,7 +29,8 @@ import Testing
         #expect(t.receive(BackendType.dataRow) == .forward)
         #expect(t.receive(BackendType.commandComplete) == .forward)
         #expect(t.receive(Z, readyStatus: UInt8(ascii: "I")) == .forward)
-        #expect(t.isIdle)
+        let idle = t.isIdle  // a mutating getter (see ResponseTracker.isIdle)
+        #expect(idle)
     }
 
     @Test func fakeWaitsForEarlierResponses() {
@@ -57,7 +58,8 @@ import Testing
         #expect(t.receive(BackendType.parseComplete) == .drop)
         #expect(t.receive(BackendType.bindComplete) == .forward)
         #expect(t.receive(Z, readyStatus: UInt8(ascii: "I")) == .forward)
-        #expect(t.isIdle)
+        let idle = t.isIdle  // a mutating getter (see ResponseTracker.isIdle)
+        #expect(idle)
     }
 
     @Test func errorSkipsToSyncIncludingFakes() {
@@ -71,7 +73,8 @@ import Testing
         t.emitReadyFakes(out: &out)
         #expect(out.readableBytes == 0)
         #expect(t.receive(Z, readyStatus: UInt8(ascii: "I")) == .forward)
-        #expect(t.isIdle)
+        let idle = t.isIdle  // a mutating getter (see ResponseTracker.isIdle)
+        #expect(idle)
     }
 
     @Test func swallowedQueryDropsEverythingThroughReadyForQuery() {
@@ -82,10 +85,12 @@ import Testing
         #expect(t.receive(BackendType.commandComplete) == .drop)
         #expect(t.receive(BackendType.parameterStatus) == .drop)
         #expect(t.receive(Z, readyStatus: UInt8(ascii: "I")) == .drop)
-        #expect(!t.isIdle)
+        let idle = t.isIdle  // a mutating getter (see ResponseTracker.isIdle)
+        #expect(!idle)
         #expect(t.receive(BackendType.rowDescription) == .forward)
         #expect(t.receive(Z, readyStatus: UInt8(ascii: "T")) == .forward)
-        #expect(!t.isIdle)
+        let idleAfter = t.isIdle
+        #expect(!idleAfter)
         #expect(t.transactionStatus == .inTransaction)
     }
 
@@ -103,7 +108,8 @@ import Testing
             _ = t.receive(BackendType.bindComplete)
             _ = t.receive(BackendType.commandComplete)
             _ = t.receive(Z, readyStatus: UInt8(ascii: "I"))
-            #expect(t.isIdle == (i == 2))
+            let idle = t.isIdle  // a mutating getter (see ResponseTracker.isIdle)
+            #expect(idle == (i == 2))
         }
     }
 }

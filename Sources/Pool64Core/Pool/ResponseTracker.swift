@@ -10,20 +10,22 @@ struct ResponseTracker {
         case drop
     }
 
-    private(set) var expected = CircularBuffer<Expectation>(initialCapacity: 16)
+    private(set) var expected = ExpectationQueue()
     /// Fake expectations in `expected` (most of the time none: `emitReadyFakes` then returns at once).
     private var fakes = 0
     /// Status of the last ReadyForQuery.
     private(set) var transactionStatus: TransactionStatus = .idle
 
     /// True when no response is outstanding and the server is outside a transaction block.
-    var isIdle: Bool { expected.isEmpty && transactionStatus == .idle }
+    // `mutating get`: the tracker lives in a class; a plain getter would copy it (retaining and releasing its queue)
+    // on every message the relay looks at.
+    var isIdle: Bool { mutating get { expected.isEmpty && transactionStatus == .idle } }
 
     /// True when fake responses are queued (they must go out right after the response they follow).
-    var hasFakes: Bool { fakes > 0 }
+    var hasFakes: Bool { mutating get { fakes > 0 } }
 
     /// True while the head request is a query pool64 sent for itself.
-    var isSwallowing: Bool { expected.first == .query(swallow: true) }
+    var isSwallowing: Bool { mutating get { expected.first == .query(swallow: true) } }
 
     /// Records a request; a fake response with nothing outstanding before it is written to `out` at once.
     mutating func expect(_ e: Expectation, out: inout ByteBuffer) {
@@ -92,5 +94,43 @@ struct ResponseTracker {
         expected.removeAll()
         fakes = 0
         transactionStatus = .idle
+    }
+}
+
+/// FIFO of expectations: a power-of-two ring over a plain array. NIO's `CircularBuffer` did the same job at several
+/// times the instructions per operation (its index arithmetic), and the relay does a few per message.
+struct ExpectationQueue {
+    private var items = [Expectation](repeating: .sync, count: 16)
+    private var head = 0
+    private(set) var count = 0
+
+    var isEmpty: Bool { count == 0 }
+    var first: Expectation? { count == 0 ? nil : items[head] }
+
+    mutating func append(_ e: Expectation) {
+        if count == items.count { grow() }
+        items[(head + count) & (items.count - 1)] = e
+        count += 1
+    }
+
+    @discardableResult
+    mutating func removeFirst() -> Expectation {
+        precondition(count > 0, "removeFirst on an empty ExpectationQueue")
+        let e = items[head]
+        head = (head + 1) & (items.count - 1)
+        count -= 1
+        return e
+    }
+
+    mutating func removeAll() {
+        head = 0
+        count = 0
+    }
+
+    private mutating func grow() {
+        var bigger = [Expectation](repeating: .sync, count: items.count * 2)
+        for i in 0..<count { bigger[i] = items[(head + i) & (items.count - 1)] }
+        items = bigger
+        head = 0
     }
 }

@@ -14,7 +14,15 @@ extension ClientSession {
                 // While waiting for a server the bytes stay in the framer; `attached` resumes here, so they go
                 // out through the fast path instead of being queued message by message.
                 if waiting { return }
-                if let server { relayRuns(server) }
+                if let server {
+                    relayRuns(server)
+                } else if let pool, nextMessageNeedsServer() {
+                    // Ask for a server without consuming the message: once attached, it leaves through the fast
+                    // path together with what follows it (usually the whole transaction's first batch).
+                    waiting = true
+                    pool.acquire(self)
+                    continue
+                }
             case .scram, .md5: break
             }
             let frame: MessageFramer.Frame?
@@ -36,6 +44,21 @@ extension ClientSession {
                 fail(ErrorFields.fatal("08P01", "expected a password message during authentication"), reason: "protocol violation")
                 return
             }
+        }
+    }
+
+    /// True when the next whole message needs a server: not Terminate, Sync or Flush, and not a named Parse or
+    /// statement Close in transaction mode (`answerWithoutServer` handles those without one).
+    private func nextMessageNeedsServer() -> Bool {
+        guard let (type, size) = framer.peekMessage(at: 0) else { return false }
+        switch type {
+        case FrontendType.terminate, FrontendType.sync, FrontendType.flush:
+            return false
+        case FrontendType.parse, FrontendType.close:
+            guard transactionMode else { return true }
+            return framer.withMessageBytes(at: 0, size: size) { Self.unnamedExpectation(type, raw: $0) != nil }
+        default:
+            return true
         }
     }
 
