@@ -114,6 +114,39 @@ public struct MessageFramer: Sendable {
         }
     }
 
+    /// What `scanMessages` does with the message it just showed.
+    public enum ScanStep: Sendable {
+        /// Part of the run; go on.
+        case take
+        /// Part of the run; stop after it.
+        case takeAndStop
+        /// Not part of the run; stop before it.
+        case stop
+    }
+
+    /// Shows `body` each whole message from the start (type and bytes, header included) inside one buffer access and
+    /// returns how many bytes form the run it accepted, to be consumed with `take(_:)`. Stops at an incomplete or
+    /// invalid message (`next()` reports the latter) and while a message is being streamed.
+    public mutating func scanMessages(_ body: (UInt8, UnsafeRawBufferPointer) -> ScanStep) -> Int {
+        guard streamingRemaining == 0, buffer.readableBytes >= 5 else { return 0 }
+        let limit = maximumMessageSize
+        return buffer.withUnsafeReadableBytes { raw -> Int in
+            var offset = 0
+            while raw.count - offset >= 5 {
+                let type = raw[offset]
+                let length = Int(Int32(bigEndian: raw.loadUnaligned(fromByteOffset: offset + 1, as: Int32.self)))
+                guard length >= 4, length < limit, raw.count - offset > length else { break }
+                let end = offset + length + 1
+                switch body(type, UnsafeRawBufferPointer(rebasing: raw[offset..<end])) {
+                case .take: offset = end
+                case .takeAndStop: return end
+                case .stop: return offset
+                }
+            }
+            return offset
+        }
+    }
+
     /// Calls `body` with the bytes of the message `peekMessage(at: offset)` found (header included).
     public mutating func withMessageBytes<R>(at offset: Int, size: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         buffer.withUnsafeReadableBytes { raw in

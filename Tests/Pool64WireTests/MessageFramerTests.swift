@@ -69,3 +69,40 @@ import Testing
         #expect(throws: WireError.self) { try g.next() }
     }
 }
+
+/// Runs of whole messages for the relay's fast path.
+@Suite struct MessageFramerRunTests {
+    func message(_ type: Character, _ body: [UInt8]) -> [UInt8] {
+        var b: [UInt8] = [type.asciiValue!]
+        let len = UInt32(body.count + 4)
+        b += [UInt8(len >> 24), UInt8(len >> 16 & 0xff), UInt8(len >> 8 & 0xff), UInt8(len & 0xff)]
+        return b + body
+    }
+
+    @Test func scanTakesStopsAndLeavesIncompleteMessages() {
+        var f = MessageFramer(maximumMessageSize: 1 << 20, streamableTypes: (0, 0))
+        let a = message("D", [1, 2, 3]), b = message("C", Array("SELECT 1".utf8) + [0]), c = message("Z", [73])
+        var buf = ByteBuffer()
+        buf.writeBytes(a + b + c)
+        buf.writeBytes(message("T", [9, 9, 9, 9]).prefix(6))  // incomplete
+        f.append(buf)
+        var seen: [UInt8] = []
+        let all = f.scanMessages { type, raw in
+            seen.append(type)
+            #expect(raw.count >= 5)
+            return .take
+        }
+        #expect(all == a.count + b.count + c.count)
+        #expect(seen == Array("DCZ".utf8))
+        let upToC = f.scanMessages { type, _ in type == UInt8(ascii: "C") ? .takeAndStop : .take }
+        #expect(upToC == a.count + b.count)
+        let beforeC = f.scanMessages { type, _ in type == UInt8(ascii: "C") ? .stop : .take }
+        #expect(beforeC == a.count)
+        // the run is consumed as one slice; the incomplete message stays buffered
+        let run = f.take(all)
+        #expect(Array(run.readableBytesView) == a + b + c)
+        #expect(f.bufferedBytes == 6)
+        #expect(f.scanMessages { _, _ in .take } == 0)
+        #expect(f.peekMessage(at: 0) == nil)
+    }
+}

@@ -281,37 +281,37 @@ final class Pool: @unchecked Sendable {
     /// (ParameterStatus, ErrorResponse, messages to drop, fake responses waiting, streamed rows), which the
     /// message-at-a-time path then handles; a ReadyForQuery ends the run and is handled here as that path would.
     private func forwardRuns(_ server: ServerConnection) {
-        var run = 0
-        while let client = server.client, !server.tracker.hasFakes, !server.tracker.isSwallowing,
-            let (type, size) = server.framer.peekMessage(at: run)
-        {
-            switch type {
-            case BackendType.parameterStatus, BackendType.errorResponse:
-                break
-            case BackendType.readyForQuery:
-                let status = server.framer.withMessageBytes(at: run, size: size) { $0[5] }
-                let decision = server.tracker.receive(type, readyStatus: status)
-                if decision == .forward { run += size }
-                client.sendToClient(server.framer.take(run))
-                if decision != .forward { _ = server.framer.take(size) }
-                run = 0
-                client.emitFakes(from: server)
-                client.readyForQuery(server, forwarded: decision == .forward)
-                continue
-            default:
-                if server.tracker.receive(type) == .forward {
-                    run += size
-                    continue
+        while let client = server.client {
+            // What ends the run: a ReadyForQuery (taken or dropped) or a message to drop, both after tracker.receive.
+            var ready: Bool? = nil
+            var drop = 0
+            let run = server.framer.scanMessages { type, raw in
+                if server.tracker.hasFakes || server.tracker.isSwallowing { return .stop }
+                switch type {
+                case BackendType.parameterStatus, BackendType.errorResponse:
+                    return .stop
+                case BackendType.readyForQuery:
+                    let forward = server.tracker.receive(type, readyStatus: raw[5]) == .forward
+                    ready = forward
+                    if forward { return .takeAndStop }
+                    drop = raw.count
+                    return .stop
+                default:
+                    if server.tracker.receive(type) == .forward { return .take }
+                    // Dropped (a response to a request pool64 injected): what came before goes, this one does not.
+                    drop = raw.count
+                    return .stop
                 }
-                // Dropped (a response to a request pool64 injected): what came before goes, this one does not.
-                if run > 0 { client.sendToClient(server.framer.take(run)) }
-                _ = server.framer.take(size)
-                run = 0
+            }
+            if run > 0 { client.sendToClient(server.framer.take(run)) }
+            if drop > 0 { _ = server.framer.take(drop) }
+            if let forwarded = ready {
+                client.emitFakes(from: server)
+                client.readyForQuery(server, forwarded: forwarded)
                 continue
             }
-            break
+            if drop == 0 { return }
         }
-        if run > 0, let client = server.client { client.sendToClient(server.framer.take(run)) }
     }
 
     private func serverMessage(_ server: ServerConnection, type: UInt8, frame: ByteBuffer) {

@@ -69,14 +69,12 @@ extension ClientSession {
     /// `process` then handles one message at a time.
     private func relayRuns(_ server: ServerConnection) {
         guard let pool else { return }
-        var run = 0
-        scan: while let (type, size) = framer.peekMessage(at: run) {
+        let transactionMode = self.transactionMode
+        let run = framer.scanMessages { type, raw in
             var expectation: Expectation? = nil
             switch type {
             case FrontendType.query:
-                if transactionMode, framer.withMessageBytes(at: run, size: size, Self.queryMightAffectSession(query:)) {
-                    break scan
-                }
+                if transactionMode, Self.queryMightAffectSession(query: raw) { return .stop }
                 expectation = .query(swallow: false)
             case FrontendType.execute:
                 expectation = .execute
@@ -89,21 +87,17 @@ extension ClientSession {
                     expectation = Self.expectation(for: type)
                     break
                 }
-                let e = framer.withMessageBytes(at: run, size: size) { raw -> Expectation? in
-                    guard let e = Self.unnamedExpectation(type, raw: raw) else { return nil }
-                    if type == FrontendType.parse, Self.queryMightAffectSession(parse: raw) { return nil }
-                    return e
-                }
-                guard let e else { break scan }
+                guard let e = Self.unnamedExpectation(type, raw: raw) else { return .stop }
+                if type == FrontendType.parse, Self.queryMightAffectSession(parse: raw) { return .stop }
                 expectation = e
             default:
-                break scan
+                return .stop
             }
-            if transactionStarted == nil { transactionStarted = .now() }
-            run += size
             if let expectation { server.tracker.expect(expectation, out: &out) }
+            return .take
         }
         guard run > 0 else { return }
+        if transactionStarted == nil { transactionStarted = .now() }
         pool.stats.totalReceived &+= UInt64(run)
         write(server, framer.take(run))
     }
