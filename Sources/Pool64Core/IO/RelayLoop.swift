@@ -42,6 +42,10 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
     private var timers = TimerHeap()
     private var timerSequence: UInt64 = 0
     private var stopped = false
+    /// Tasks were queued from the loop thread itself (those do not signal the eventfd).
+    private var localTasksQueued = false
+    /// The eventfd fired in this turn: other threads queued tasks (or asked the loop to stop).
+    private var woken = false
     /// The buffer every read lands in. Receivers keep slices of it; when one does, the next read gets fresh
     /// storage (`ByteBuffer.clear()` copies on write), so idle sockets hold no buffer of their own.
     var readBuffer: ByteBuffer
@@ -148,6 +152,7 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
                     let d = data[k]
                     if d == UInt64(UInt32.max) {
                         cpool64_eventfd_drain(wakeFD)
+                        woken = true
                         continue
                     }
                     let fd = Int(UInt32(truncatingIfNeeded: d))
@@ -175,9 +180,10 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
         for c in callbacks { c(nil) }
     }
 
+    // No lock here or in `runTasks` unless there is work: other threads always signal the eventfd (`enqueue`), so a
+    // turn without a wake-up and without local tasks has nothing queued.
     private func nextTimeout() -> Int32 {
-        let hasTasks = lock.withLock { !tasks.isEmpty || stopRequested }
-        if hasTasks { return 0 }
+        if localTasksQueued { return 0 }
         guard let first = timers.first else { return -1 }
         let ns = (first.deadline - NIODeadline.now()).nanoseconds
         if ns <= 0 { return 0 }
@@ -198,6 +204,9 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
     }
 
     private func runTasks() {
+        guard woken || localTasksQueued else { return }
+        woken = false
+        localTasksQueued = false
         // Bounded: tasks queued by these tasks run on the next turn, after I/O.
         let batch = lock.withLock { () -> [() -> Void] in
             wakePending = false
@@ -223,13 +232,18 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
     }
 
     private func enqueue(_ task: @escaping () -> Void) {
+        if inEventLoop {
+            lock.withLock { tasks.append(task) }
+            localTasksQueued = true
+            return
+        }
         let wake = lock.withLock { () -> Bool in
             tasks.append(task)
             if wakePending { return false }
             wakePending = true
             return true
         }
-        if wake && !inEventLoop { cpool64_eventfd_signal(wakeFD) }
+        if wake { cpool64_eventfd_signal(wakeFD) }
     }
 
     public func scheduleTask<T>(deadline: NIODeadline, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
