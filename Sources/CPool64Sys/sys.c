@@ -96,13 +96,12 @@ int cpool64_listen(const char *host, int port, int v6only, int backlog) {
     return fd;
 }
 
-int cpool64_local_port(int fd) {
+int cpool64_local_address(int fd, char *host, int host_len, int *port) {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return -1;
-    if (ss.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    return -1;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return -errno;
+    peer_text(&ss, host, host_len, port);
+    return 0;
 }
 
 void cpool64_tune_client_socket(int fd) {

@@ -18,8 +18,9 @@ public final class ProxyCore: @unchecked Sendable {
     public let logger: Logger
     /// Runs every client and plaintext server socket and all proxy state.
     public let loop: RelayLoop
-    /// Runs TLS channels (NIOSSL clients, libpq TLS servers); their plaintext hops to `loop`.
-    let tlsGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    /// Runs TLS channels (NIOSSL clients, libpq TLS servers); their plaintext hops to `loop`. Started on first use
+    /// (relay loop only), so a deployment without TLS runs no extra thread.
+    lazy var tlsGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let dialer: LibPQDialer
     let planner: DialPlanner
     let connectionString: ConnectionString

@@ -95,25 +95,6 @@ public struct MessageFramer: Sendable {
         return nil
     }
 
-    /// Type and total size (header included) of the whole message `offset` bytes into the unconsumed bytes,
-    /// without consuming anything. nil while a message is being streamed, when the message is not complete yet,
-    /// or when its length is invalid (`next()` reports that). With `take(_:)` a relay can pass a run of whole
-    /// messages on as one slice instead of one slice per message.
-    /// (`mutating` although it changes nothing: callers keep the framer in a class, and a non-mutating call there
-    /// copies the framer, retaining and releasing its buffer, on every message.)
-    public mutating func peekMessage(at offset: Int) -> (type: UInt8, size: Int)? {
-        guard streamingRemaining == 0 else { return nil }
-        let available = buffer.readableBytes - offset
-        guard available >= 5 else { return nil }
-        let limit = maximumMessageSize
-        return buffer.withUnsafeReadableBytes { raw -> (type: UInt8, size: Int)? in
-            let type = raw[offset]
-            let length = Int(Int32(bigEndian: raw.loadUnaligned(fromByteOffset: offset + 1, as: Int32.self)))
-            guard length >= 4, length < limit, available > length else { return nil }
-            return (type, length + 1)
-        }
-    }
-
     /// What `scanMessages` does with the message it just showed.
     public enum ScanStep: Sendable {
         /// Part of the run; go on.
@@ -147,15 +128,8 @@ public struct MessageFramer: Sendable {
         }
     }
 
-    /// Calls `body` with the bytes of the message `peekMessage(at: offset)` found (header included).
-    public mutating func withMessageBytes<R>(at offset: Int, size: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
-        buffer.withUnsafeReadableBytes { raw in
-            body(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + size)]))
-        }
-    }
-
     /// The next `n` bytes as a slice; lets go of the storage when nothing is left. `n` must cover whole messages
-    /// found by `peekMessage`.
+    /// accepted by `scanMessages`.
     public mutating func take(_ n: Int) -> ByteBuffer {
         let slice = buffer.readSlice(length: n)!
         if buffer.readableBytes == 0 { buffer = Self.empty }

@@ -64,11 +64,21 @@ import Testing
         func transportClosed(_ error: String?) { closed = .some(error) }
     }
 
-    func socketPair() -> (Int32, Int32) {
+    /// A SocketConnection on `loop` over one end of a socketpair, reporting to a Recorder; the other end is the
+    /// test's (close it).
+    func connection(on loop: RelayLoop) throws -> (conn: SocketConnection, rec: Recorder, peer: Int32) {
         var fds: [Int32] = [0, 0]
         let rc = socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds)
         precondition(rc == 0)
-        return (fds[0], fds[1])
+        let rec = Recorder()
+        let conn = try loop.submit { () -> SocketConnection in
+            let c = SocketConnection(fd: fds[0], loop: loop)
+            c.delegate = rec
+            _ = c.start()
+            return c
+        }.wait()
+        #expect(try loop.submit { conn.isOpen }.wait())  // start() succeeded
+        return (conn, rec, fds[1])
     }
 
     func waitUntil(_ loop: RelayLoop, _ condition: @escaping () -> Bool) throws -> Bool {
@@ -82,15 +92,8 @@ import Testing
     @Test func socketConnectionReadsWritesAndReportsEOF() throws {
         let loop = RelayLoop(name: "test-relay")
         defer { try? loop.syncShutdownGracefully() }
-        let (a, b) = socketPair()
+        let (conn, rec, b) = try connection(on: loop)
         defer { close(b) }
-        let rec = Recorder()
-        let conn = try loop.submit { () -> SocketConnection in
-            let c = SocketConnection(fd: a, loop: loop)
-            c.delegate = rec
-            #expect(c.start())
-            return c
-        }.wait()
         let msg: [UInt8] = Array("hello relay".utf8)
         #expect(write(b, msg, msg.count) == msg.count)
         #expect(try waitUntil(loop) { rec.bytes == msg })
@@ -115,15 +118,8 @@ import Testing
     @Test func socketConnectionKeepsWhatTheKernelRefusesAndReportsBackpressure() throws {
         let loop = RelayLoop(name: "test-relay")
         defer { try? loop.syncShutdownGracefully() }
-        let (a, b) = socketPair()
+        let (conn, rec, b) = try connection(on: loop)
         defer { close(b) }
-        let rec = Recorder()
-        let conn = try loop.submit { () -> SocketConnection in
-            let c = SocketConnection(fd: a, loop: loop)
-            c.delegate = rec
-            _ = c.start()
-            return c
-        }.wait()
         // Far more than the socket buffers hold: the rest stays pending and the transport turns unwritable.
         let total = 4 * 1024 * 1024
         try loop.submit {

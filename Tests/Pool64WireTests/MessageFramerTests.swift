@@ -103,6 +103,5 @@ import Testing
         #expect(Array(run.readableBytesView) == a + b + c)
         #expect(f.bufferedBytes == 6)
         #expect(f.scanMessages { _, _ in .take } == 0)
-        #expect(f.peekMessage(at: 0) == nil)
     }
 }

@@ -14,8 +14,9 @@ int cpool64_accept(int listen_fd, char *host, int host_len, int *port);
 /// A non-blocking TCP listening socket on a numeric address; `v6only` is -1 to leave IPV6_V6ONLY alone.
 /// Returns the descriptor or -errno.
 int cpool64_listen(const char *host, int port, int v6only, int backlog);
-/// The local port of a bound socket, or -1.
-int cpool64_local_port(int fd);
+/// The local address of a bound socket as numeric text and port (as `cpool64_accept` gives the peer's);
+/// 0 or -errno.
+int cpool64_local_address(int fd, char *host, int host_len, int *port);
 
 /// Connection options pool64 wants on every client socket: TCP_NODELAY and SO_KEEPALIVE.
 void cpool64_tune_client_socket(int fd);

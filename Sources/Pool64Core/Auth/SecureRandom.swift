@@ -4,6 +4,7 @@ import Glibc
 /// Cryptographically secure random bytes from one `getrandom(2)` call. `UInt8.random(in:)` asks the system
 /// generator per byte, which was a system call per nonce byte on every login (connection churn, issue 6).
 enum SecureRandom {
+    // Not swift-crypto's random keys: they draw from the same system generator eight bytes per call.
     static func bytes(_ count: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
         var filled = 0

@@ -153,21 +153,13 @@ final class SocketConnection: Transport, RelayLoopHandler {
 
     private func fail(_ error: String?) {
         guard isOpen else { return }
-        shut()
         let d = delegate
-        delegate = nil
+        Glibc.close(detach())
         loop.later { d?.transportClosed(error) }
     }
 
     func close() {
         fail(nil)
-    }
-
-    private func shut() {
-        isOpen = false
-        pending = nil
-        loop.unregister(fd)
-        Glibc.close(fd)
     }
 
     /// Hands the descriptor over (to a TLS channel): stops watching it and forgets it without closing it.

@@ -67,26 +67,10 @@ public final class BoundListener: RelayLoopHandler, @unchecked Sendable {
     }
 
     private static func describe(_ fd: Int32) -> String {
-        var ss = sockaddr_storage()
-        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let port = cpool64_local_port(fd)
-        let host: String? = withUnsafeMutablePointer(to: &ss) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa -> String? in
-                guard getsockname(fd, sa, &len) == 0 else { return nil }
-                var buf = [CChar](repeating: 0, count: 64)
-                if sa.pointee.sa_family == sa_family_t(AF_INET6) {
-                    return sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { a6 -> String? in
-                        var addr = a6.pointee.sin6_addr
-                        return inet_ntop(AF_INET6, &addr, &buf, 64).map { _ in String(cString: buf) }
-                    }
-                }
-                return sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { a4 -> String? in
-                    var addr = a4.pointee.sin_addr
-                    return inet_ntop(AF_INET, &addr, &buf, 64).map { _ in String(cString: buf) }
-                }
-            }
-        }
-        return ListenAddress.displayPeer(ip: host, port: Int(port))
+        var host = [CChar](repeating: 0, count: 64)
+        var port: Int32 = 0
+        guard cpool64_local_address(fd, &host, 64, &port) == 0 else { return "unknown" }
+        return ListenAddress.displayPeer(ip: String(cString: host), port: Int(port))
     }
 
     fileprivate func start() {

@@ -50,16 +50,21 @@ extension ClientSession {
     /// True when the next whole message needs a server: not Terminate, Sync or Flush, and not a named Parse or
     /// statement Close in transaction mode (`answerWithoutServer` handles those without one).
     private func nextMessageNeedsServer() -> Bool {
-        guard let (type, size) = framer.peekMessage(at: 0) else { return false }
-        switch type {
-        case FrontendType.terminate, FrontendType.sync, FrontendType.flush:
-            return false
-        case FrontendType.parse, FrontendType.close:
-            guard transactionMode else { return true }
-            return framer.withMessageBytes(at: 0, size: size) { Self.unnamedExpectation(type, raw: $0) != nil }
-        default:
-            return true
+        let transactionMode = self.transactionMode
+        var needs = false
+        // Looks at the first whole message only (it is never taken here).
+        _ = framer.scanMessages { type, raw in
+            switch type {
+            case FrontendType.terminate, FrontendType.sync, FrontendType.flush:
+                needs = false
+            case FrontendType.parse, FrontendType.close:
+                needs = !transactionMode || Self.unnamedExpectation(type, raw: raw) != nil
+            default:
+                needs = true
+            }
+            return .stop
         }
+        return needs
     }
 
     /// The fast path of `readFrames` while a server is attached: consecutive whole messages that go to the server
@@ -280,16 +285,6 @@ extension ClientSession {
     /// Transaction mode: named statements live under pool-wide server names and are prepared on demand on whichever
     /// server connection runs them (DESIGN decision 2).
     private func extended(_ type: UInt8, _ bytes: ByteBuffer, _ server: ServerConnection) {
-        if let e = Self.unnamedExpectation(type, bytes) {
-            // Unnamed statements and portals need no renaming: forward the frame as it came.
-            if type == FrontendType.parse, queryMightAffectSession(parse: bytes) {
-                // Decode below: the detector needs the query text.
-            } else {
-                write(server, bytes)
-                server.tracker.expect(e, out: &out)
-                return
-            }
-        }
         let message: FrontendMessage
         do {
             message = try FrontendMessage.decode(
@@ -375,12 +370,7 @@ extension ClientSession {
         }
     }
 
-    /// Whether an unnamed Parse's query needs the session-state detector (checked on the raw bytes).
-    private func queryMightAffectSession(parse b: ByteBuffer) -> Bool {
-        b.withUnsafeReadableBytes { Self.queryMightAffectSession(parse: $0) }
-    }
-
-    /// The same on an unnamed Parse's bytes (header included).
+    /// Whether an unnamed Parse's query (its bytes, header included) needs the session-state detector.
     static func queryMightAffectSession(parse raw: UnsafeRawBufferPointer) -> Bool {
         // type, length, empty name (one NUL), then the query up to its NUL
         guard raw.count > 6, let base = raw.baseAddress else { return false }
