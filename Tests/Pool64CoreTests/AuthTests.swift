@@ -1,5 +1,7 @@
 import Crypto
 import Foundation
+import NIOCore
+import Pool64Wire
 import Testing
 
 @testable import Pool64Core
@@ -25,11 +27,11 @@ import Testing
     func run(secret: SCRAMSecret?, password: String) throws(SCRAMServerExchange.Failure) -> String {
         var ex = SCRAMServerExchange(secret: secret)
         let bare = "n=,r=fyko+d2lbbFgONRv9qkxdawL"
-        let serverFirst = try ex.receiveClientFirst("n,," + bare)
+        let serverFirst = String(decoding: try ex.receiveClientFirst(Array(("n,," + bare).utf8)), as: UTF8.self)
         let nonce = serverFirst.split(separator: ",")[0].dropFirst(2)
         let noProof = "c=biws,r=\(nonce)"
         let proof = clientProof(password: password, clientFirstBare: bare, serverFirst: serverFirst, clientFinalNoProof: noProof)
-        return try ex.receiveClientFinal("\(noProof),p=\(proof)")
+        return String(decoding: try ex.receiveClientFinal(Array("\(noProof),p=\(proof)".utf8)), as: UTF8.self)
     }
 
     @Test func rightPasswordSucceedsAndWrongFails() throws {
@@ -53,10 +55,38 @@ import Testing
         #expect(Data(sig).base64EncodedString() == "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
     }
 
+    @Test func malformedMessagesAreRefused() throws {
+        let secret = SCRAMSecret.derive(password: "pencil", salt: [1, 2, 3], iterations: 1)
+        var ex = SCRAMServerExchange(secret: secret)
+        #expect(throws: SCRAMServerExchange.Failure.malformed("invalid GS2 header")) {
+            try ex.receiveClientFirst(Array("x,,n=,r=abc".utf8))
+        }
+        #expect(throws: SCRAMServerExchange.Failure.malformed("missing nonce")) {
+            try ex.receiveClientFirst(Array("n,,n=,r=".utf8))
+        }
+        let first = String(decoding: try ex.receiveClientFirst(Array("n,a=x,n=,r=abc".utf8)), as: UTF8.self)
+        #expect(first.hasPrefix("r=abc") && first.hasSuffix(",i=1"))
+        var wrongNonce = ex
+        #expect(throws: SCRAMServerExchange.Failure.malformed("nonce mismatch")) {
+            try wrongNonce.receiveClientFinal(Array("c=biws,r=abc,p=\(Data(count: 32).base64EncodedString())".utf8))
+        }
+        var noProof = ex
+        #expect(throws: SCRAMServerExchange.Failure.malformed("missing proof")) {
+            try noProof.receiveClientFinal(Array("c=biws,r=abc".utf8))
+        }
+        #expect(throws: SCRAMServerExchange.Failure.malformed("invalid proof")) {
+            try ex.receiveClientFinal(Array("c=biws,r=abc,p=AAAA".utf8))
+        }
+        // one client-final per exchange
+        #expect(throws: SCRAMServerExchange.Failure.malformed("unexpected client-final-message")) {
+            try ex.receiveClientFinal(Array("c=biws,r=abc,p=AAAA".utf8))
+        }
+    }
+
     @Test func channelBindingRequestRefused() {
         var ex = SCRAMServerExchange(secret: nil)
         #expect(throws: SCRAMServerExchange.Failure.channelBindingUnsupported) {
-            try ex.receiveClientFirst("p=tls-server-end-point,,n=,r=abc")
+            try ex.receiveClientFirst(Array("p=tls-server-end-point,,n=,r=abc".utf8))
         }
     }
 }
@@ -86,5 +116,43 @@ import Testing
         #expect(users[1].md5 != nil && users[1].scram == nil)
         #expect(users[2].password == "plain pass" && users[2].scram != nil)
         #expect(throws: ConfigurationError.self) { try CredentialStore.parseAuthFile("alice secret") }
+    }
+}
+
+@Suite struct WelcomeParametersTests {
+    @Test func templateIsSentWithTheClientsOwnValuesInPlace() {
+        let w = WelcomeParameters(["b": "2", "a": "1", "c": "3", "d": "4"])
+        func expected(_ pairs: [(String, String)]) -> ByteBuffer {
+            var b = ByteBuffer()
+            for (k, v) in pairs { b.writeParameterStatus(k, v) }
+            return b
+        }
+        var out = ByteBuffer()
+        w.write(to: &out, parameters: [:])
+        #expect(out == expected([("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")]))
+        // Values equal to the template's and keys the template lacks change nothing.
+        out.clear()
+        w.write(to: &out, parameters: ["a": "1", "zz": "9"])
+        #expect(out == expected([("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")]))
+        out.clear()
+        w.write(to: &out, parameters: ["d": "x", "b": "long value", "a": "y"])
+        #expect(out == expected([("a", "y"), ("b", "long value"), ("c", "3"), ("d", "x")]))
+    }
+}
+
+@Suite struct Base64Tests {
+    @Test func matchesFoundationBothWays() {
+        for n in 0..<40 {
+            let bytes = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ n) }
+            let text = Base64.encode(bytes)
+            #expect(String(decoding: text, as: UTF8.self) == Data(bytes).base64EncodedString())
+            #expect(Base64.decode(text[...]) == bytes)
+        }
+        // RFC 4648 §10 vectors
+        #expect(String(decoding: Base64.encode(Array("foobar".utf8)), as: UTF8.self) == "Zm9vYmFy")
+        #expect(String(decoding: Base64.encode(Array("fo".utf8)), as: UTF8.self) == "Zm8=")
+        for bad in ["Zm9", "Zm9v!mFy", "Z===", "Zm=v"] {
+            #expect(Base64.decode(Array(bad.utf8)[...]) == nil, "\(bad)")
+        }
     }
 }

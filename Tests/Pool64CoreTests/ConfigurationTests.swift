@@ -60,6 +60,9 @@ import Testing
         #expect(throws: ConfigurationError.self) { try ListenAddress(parsing: "[::1]:99999") }
         #expect(ListenAddress.displayPeer(ip: "::ffff:10.1.2.3", port: 5) == "10.1.2.3:5")
         #expect(ListenAddress.displayPeer(ip: "::1", port: 5) == "[::1]:5")
+        #expect(ListenAddress.displayPeer(ip: "::FFFF:10.1.2.3", port: 5) == "10.1.2.3:5")
+        #expect(ListenAddress.displayPeer(ip: "::ffff:a:b", port: 5) == "[::ffff:a:b]:5")
+        #expect(ListenAddress.displayPeer(ip: "192.0.2.1", port: 5) == "192.0.2.1:5")
     }
 }
 

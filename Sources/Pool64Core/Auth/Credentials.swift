@@ -104,8 +104,12 @@ public enum MD5Auth {
 }
 
 func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    a.withUnsafeBytes { constantTimeEqual($0, b) }
+}
+
+func constantTimeEqual(_ a: UnsafeRawBufferPointer, _ b: [UInt8]) -> Bool {
     guard a.count == b.count else { return false }
     var diff: UInt8 = 0
-    for i in a.indices { diff |= a[i] ^ b[i] }
+    for i in 0..<a.count { diff |= a[i] ^ b[i] }
     return diff == 0
 }

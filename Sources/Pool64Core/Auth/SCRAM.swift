@@ -2,13 +2,20 @@ import Crypto
 import Foundation
 
 /// A SCRAM-SHA-256 verifier as PostgreSQL stores it: `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`.
-public struct SCRAMSecret: Sendable, Equatable {
-    public var iterations: Int
-    public var salt: [UInt8]
-    public var storedKey: [UInt8]
-    public var serverKey: [UInt8]
+/// A final class: every login of the user shares it (one reference to copy, not its arrays and keyed HMACs).
+public final class SCRAMSecret: Sendable, Equatable {
+    public let iterations: Int
+    public let salt: [UInt8]
+    public let storedKey: [UInt8]
+    public let serverKey: [UInt8]
+    /// HMACs keyed once with StoredKey and ServerKey: each login copies them instead of re-deriving the padded keys
+    /// (RFC 2104 §4 suggests exactly this precomputation), which was a tenth of a login's instructions.
+    let storedKeyMAC: HMAC<SHA256>
+    let serverKeyMAC: HMAC<SHA256>
+    /// `s=…,i=…` of server-first-message, the same for every login with this secret.
+    let serverFirstSuffix: [UInt8]
 
-    public init?(parsing s: String) {
+    public convenience init?(parsing s: String) {
         let parts = s.split(separator: "$")
         guard parts.count == 3, parts[0] == "SCRAM-SHA-256" else { return nil }
         let a = parts[1].split(separator: ":")
@@ -25,6 +32,13 @@ public struct SCRAMSecret: Sendable, Equatable {
         self.salt = salt
         self.storedKey = storedKey
         self.serverKey = serverKey
+        storedKeyMAC = HMAC(key: SymmetricKey(data: storedKey))
+        serverKeyMAC = HMAC(key: SymmetricKey(data: serverKey))
+        serverFirstSuffix = Array(",s=".utf8) + Base64.encode(salt) + Array(",i=\(iterations)".utf8)
+    }
+
+    public static func == (a: SCRAMSecret, b: SCRAMSecret) -> Bool {
+        a.iterations == b.iterations && a.salt == b.salt && a.storedKey == b.storedKey && a.serverKey == b.serverKey
     }
 
     /// RFC 5802 §3 key derivation from a password.
@@ -58,12 +72,15 @@ public struct SCRAMSecret: Sendable, Equatable {
 }
 
 /// The server side of one SCRAM-SHA-256 exchange (RFC 5802, RFC 7677; PostgreSQL "SASL Authentication").
-/// Value type, no I/O: feed it the client's messages, send what it returns.
+/// Value type, no I/O: feed it the client's messages, send what it returns. Works on the messages' bytes (they are
+/// ASCII by the RFC's grammar), so a login does no String parsing.
 public struct SCRAMServerExchange: Sendable {
     /// Where the exchange is.
     enum State {
         case awaitingClientFirst
-        case awaitingClientFinal(clientFirstBare: String, serverFirst: String, nonce: String)
+        /// `authPrefix` is client-first-message-bare "," server-first-message "," (the AuthMessage up to the
+        /// client-final-message-without-proof).
+        case awaitingClientFinal(authPrefix: [UInt8], nonce: [UInt8])
         case done
     }
 
@@ -100,63 +117,88 @@ public struct SCRAMServerExchange: Sendable {
         }
     }
 
+    private static let comma = UInt8(ascii: ",")
+
+    /// The value of the last `name=` attribute in a comma-separated attribute list.
+    private static func attribute(_ name: UInt8, in m: ArraySlice<UInt8>) -> ArraySlice<UInt8>? {
+        var found: ArraySlice<UInt8>?
+        var start = m.startIndex
+        while start < m.endIndex {
+            let end = m[start...].firstIndex(of: comma) ?? m.endIndex
+            if end - start >= 2, m[start] == name, m[start + 1] == UInt8(ascii: "=") { found = m[(start + 2)..<end] }
+            start = end + 1
+        }
+        return found
+    }
+
     /// Handles client-first-message (`n,,n=…,r=…`); returns server-first-message.
-    public mutating func receiveClientFirst(_ message: String) throws(Failure) -> String {
+    public mutating func receiveClientFirst(_ message: [UInt8]) throws(Failure) -> [UInt8] {
         guard case .awaitingClientFirst = state else { throw .malformed("unexpected client-first-message") }
         // gs2 header: "n" (no binding), "y" (client could but thinks we can't); "p=" asks for binding we don't offer.
-        guard message.hasPrefix("n,") || message.hasPrefix("y,") else {
-            if message.hasPrefix("p=") { throw .channelBindingUnsupported }
+        guard message.count >= 2, message[0] == UInt8(ascii: "n") || message[0] == UInt8(ascii: "y"),
+            message[1] == Self.comma
+        else {
+            if message.starts(with: [UInt8(ascii: "p"), UInt8(ascii: "=")]) { throw .channelBindingUnsupported }
             throw .malformed("invalid GS2 header")
         }
-        let afterFlag = message.dropFirst(2)
-        guard let comma = afterFlag.firstIndex(of: ",") else { throw .malformed("invalid GS2 header") }
-        let bare = String(afterFlag[afterFlag.index(after: comma)...])
-        var clientNonce: Substring?
-        for attr in bare.split(separator: ",") where attr.hasPrefix("r=") { clientNonce = attr.dropFirst(2) }
-        guard let clientNonce, !clientNonce.isEmpty else { throw .malformed("missing nonce") }
-        let raw = SecureRandom.bytes(18)
-        let nonce = String(clientNonce) + Data(raw).base64EncodedString()
-        let serverFirst = "r=\(nonce),s=\(Data(secret.salt).base64EncodedString()),i=\(secret.iterations)"
-        state = .awaitingClientFinal(clientFirstBare: bare, serverFirst: serverFirst, nonce: nonce)
+        // then the optional authzid up to the next comma
+        guard let comma = message[2...].firstIndex(of: Self.comma) else { throw .malformed("invalid GS2 header") }
+        let bare = message[(comma + 1)...]
+        guard let clientNonce = Self.attribute(UInt8(ascii: "r"), in: bare), !clientNonce.isEmpty else {
+            throw .malformed("missing nonce")
+        }
+        var nonce = Array(clientNonce)
+        nonce += Base64.encode(SecureRandom.bytes(18))
+        var serverFirst: [UInt8] = [UInt8(ascii: "r"), UInt8(ascii: "=")]
+        serverFirst.reserveCapacity(nonce.count + 2 + secret.serverFirstSuffix.count)
+        serverFirst += nonce
+        serverFirst += secret.serverFirstSuffix
+        var authPrefix = [UInt8]()
+        authPrefix.reserveCapacity(bare.count + serverFirst.count + 2 + 100)
+        authPrefix += bare
+        authPrefix.append(Self.comma)
+        authPrefix += serverFirst
+        authPrefix.append(Self.comma)
+        state = .awaitingClientFinal(authPrefix: authPrefix, nonce: nonce)
         return serverFirst
     }
 
     /// Handles client-final-message (`c=…,r=…,p=…`); returns server-final-message (`v=…`) when the proof is right.
-    public mutating func receiveClientFinal(_ message: String) throws(Failure) -> String {
-        guard case .awaitingClientFinal(let bare, let serverFirst, let nonce) = state else {
+    public mutating func receiveClientFinal(_ message: [UInt8]) throws(Failure) -> [UInt8] {
+        guard case .awaitingClientFinal(var authMessage, let nonce) = state else {
             throw .malformed("unexpected client-final-message")
         }
         state = .done
-        // The proof is the last attribute (RFC 5802 §7); find ",p=" on the bytes (no Foundation string search).
-        let bytes = Array(message.utf8)
+        // The proof is the last attribute (RFC 5802 §7).
         var cut: Int?
-        var i = bytes.count - 3
+        var i = message.count - 3
         while i >= 0 {
-            if bytes[i] == UInt8(ascii: ","), bytes[i + 1] == UInt8(ascii: "p"), bytes[i + 2] == UInt8(ascii: "=") {
+            if message[i] == Self.comma, message[i + 1] == UInt8(ascii: "p"), message[i + 2] == UInt8(ascii: "=") {
                 cut = i
                 break
             }
             i -= 1
         }
         guard let cut else { throw .malformed("missing proof") }
-        let withoutProof = String(decoding: bytes[..<cut], as: UTF8.self)
-        guard let proof = Data(base64Encoded: String(decoding: bytes[(cut + 3)...], as: UTF8.self)), proof.count == 32
-        else {
+        let withoutProof = message[..<cut]
+        guard let proof = Base64.decode(message[(cut + 3)...]), proof.count == 32 else {
             throw .malformed("invalid proof")
         }
-        var gotNonce: Substring?
-        for attr in withoutProof.split(separator: ",") where attr.hasPrefix("r=") { gotNonce = attr.dropFirst(2) }
-        guard gotNonce.map(String.init) == nonce else { throw .malformed("nonce mismatch") }
-        let authMessage = Array("\(bare),\(serverFirst),\(withoutProof)".utf8)
-        let clientSignature = Array(
-            HMAC<SHA256>.authenticationCode(for: authMessage, using: SymmetricKey(data: secret.storedKey)))
-        var clientKey = Array(proof)
-        for i in clientKey.indices { clientKey[i] ^= clientSignature[i] }
-        let ok = constantTimeEqual(Array(SHA256.hash(data: clientKey)), secret.storedKey)
+        guard let gotNonce = Self.attribute(UInt8(ascii: "r"), in: withoutProof), gotNonce.elementsEqual(nonce) else {
+            throw .malformed("nonce mismatch")
+        }
+        authMessage += withoutProof
+        var mac = secret.storedKeyMAC
+        mac.update(data: authMessage)
+        var clientKey = proof
+        mac.finalize().withUnsafeBytes { sig in
+            for i in 0..<32 { clientKey[i] ^= sig[i] }
+        }
+        let ok = SHA256.hash(data: clientKey).withUnsafeBytes { constantTimeEqual($0, secret.storedKey) }
         guard userExists else { throw .unknownUser }
         guard ok else { throw .wrongProof }
-        let serverSignature = HMAC<SHA256>.authenticationCode(
-            for: authMessage, using: SymmetricKey(data: secret.serverKey))
-        return "v=" + Data(serverSignature).base64EncodedString()
+        var server = secret.serverKeyMAC
+        server.update(data: authMessage)
+        return Array("v=".utf8) + Base64.encode(Array(server.finalize()))
     }
 }

@@ -46,6 +46,9 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
     private var localTasksQueued = false
     /// The eventfd fired in this turn: other threads queued tasks (or asked the loop to stop).
     private var woken = false
+    /// When the current turn's events arrived (refreshed again before timers run). Loop thread only. Handlers
+    /// stamp activity and transaction times with it instead of reading the clock per message.
+    private(set) var turnTime = NIODeadline.now()
     /// The buffer every read lands in. Receivers keep slices of it; when one does, the next read gets fresh
     /// storage (`ByteBuffer.clear()` copies on write), so idle sockets hold no buffer of their own.
     var readBuffer: ByteBuffer
@@ -147,6 +150,7 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
         }
         while !stopped {
             let n = cpool64_epoll_wait(epfd, data, events, Int32(capacity), nextTimeout())
+            turnTime = .now()
             if n > 0 {
                 for k in 0..<Int(n) {
                     let d = data[k]
@@ -185,7 +189,8 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
     private func nextTimeout() -> Int32 {
         if localTasksQueued { return 0 }
         guard let first = timers.first else { return -1 }
-        let ns = (first.deadline - NIODeadline.now()).nanoseconds
+        // runTimers (just before) refreshed turnTime whenever there are timers.
+        let ns = (first.deadline - turnTime).nanoseconds
         if ns <= 0 { return 0 }
         // Round up so a timer is never polled a little early and spun on.
         return Int32(min(ns / 1_000_000 + 1, 60_000))
@@ -194,6 +199,7 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
     private func runTimers() {
         guard !timers.isEmpty else { return }
         let now = NIODeadline.now()
+        turnTime = now
         while let first = timers.first, first.deadline <= now {
             timers.removeFirst()
             if let task = first.task {

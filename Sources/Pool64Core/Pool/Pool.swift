@@ -3,6 +3,52 @@ import NIOCore
 import Pool64Stats
 import Pool64Wire
 
+/// The ParameterStatus messages a new client is welcomed with: the pool's template, sorted and encoded once, with
+/// each client's own startup values (application_name, client_encoding, …) written in their place.
+struct WelcomeParameters {
+    /// Each entry's key, value and where its message sits in `all`.
+    private var entries: [(key: String, value: String, start: Int, end: Int)] = []
+    private var index: [String: Int] = [:]
+    /// All entries' messages back to back, in key order (what a client with no overrides gets).
+    private var all = ByteBuffer()
+
+    init(_ template: [String: String]) {
+        for (k, v) in template.sorted(by: { $0.key < $1.key }) {
+            let start = all.writerIndex
+            all.writeParameterStatus(k, v)
+            index[k] = entries.count
+            entries.append((k, v, start, all.writerIndex))
+        }
+    }
+
+    /// Writes the welcome for a client whose startup asked for `parameters`.
+    func write(to out: inout ByteBuffer, parameters: [String: String]) {
+        // Most clients set one or two reported parameters (libpq: application_name); look those up instead of
+        // every template entry in the client's dictionary, and copy the runs between them in one piece each.
+        var overrides: [(index: Int, value: String)] = []
+        for (k, v) in parameters {
+            if let i = index[k], entries[i].value != v { overrides.append((i, v)) }
+        }
+        if overrides.isEmpty {
+            out.writeImmutableBuffer(all)
+            return
+        }
+        overrides.sort { $0.index < $1.index }
+        var copied = 0
+        for (i, value) in overrides {
+            let e = entries[i]
+            copy(copied..<e.start, to: &out)
+            out.writeParameterStatus(e.key, value)
+            copied = e.end
+        }
+        copy(copied..<all.writerIndex, to: &out)
+    }
+
+    private func copy(_ range: Range<Int>, to out: inout ByteBuffer) {
+        all.withUnsafeReadableBytes { out.writeBytes(UnsafeRawBufferPointer(rebasing: $0[range])) }
+    }
+}
+
 /// Identifies a pool: PgBouncer's (database, user) pair.
 struct PoolKey: Hashable, Sendable {
     var database: String
@@ -27,10 +73,10 @@ final class Pool: @unchecked Sendable {
     var dialing = 0
     /// Parameters new clients are welcomed with, from the first server connection.
     var template: [String: String]? {
-        didSet { sortedTemplate = template?.sorted { $0.key < $1.key } ?? [] }
+        didSet { welcome = WelcomeParameters(template ?? [:]) }
     }
-    /// `template` in the order the welcome sends it (sorted once, not per login).
-    private(set) var sortedTemplate: [(key: String, value: String)] = []
+    /// `template` encoded once as the ParameterStatus messages a login sends (not per login).
+    private(set) var welcome = WelcomeParameters([:])
     var lastDialError: (message: String, sqlstate: String)?
     var nextDialAllowed = NIODeadline.uptimeNanoseconds(0)
     var clients = 0
@@ -82,7 +128,7 @@ final class Pool: @unchecked Sendable {
             attach(server, to: client)
             return
         }
-        client.waitStarted = .now()
+        client.waitStarted = proxy.loop.turnTime
         waiters.append(client)
         launchDials()
     }
@@ -103,9 +149,10 @@ final class Pool: @unchecked Sendable {
     private func attach(_ server: ServerConnection, to client: ClientSession) {
         server.state = .active
         server.client = client
-        server.lastUsed = .now()
+        let now = proxy.loop.turnTime
+        server.lastUsed = now
         if let started = client.waitStarted {
-            let waited = UInt64((NIODeadline.now() - started).nanoseconds / 1000)
+            let waited = UInt64(max(0, (now - started).nanoseconds) / 1000)
             stats.totalWaitTimeUs &+= waited
             waitHistogram.record(micros: waited)
             client.waitStarted = nil
@@ -138,7 +185,7 @@ final class Pool: @unchecked Sendable {
 
     /// A server connection is free: give it to the longest waiter, or put it in the idle list.
     func checkIn(_ server: ServerConnection) {
-        let now = NIODeadline.now()
+        let now = proxy.loop.turnTime
         if proxy.config.serverLifetime > 0,
             now - server.createdAt > .nanoseconds(Int64(proxy.config.serverLifetime * 1e9))
         {
@@ -189,7 +236,7 @@ final class Pool: @unchecked Sendable {
     func launchDials() {
         let wanted = max(waiters.count, welcomeWaiters.isEmpty ? 0 : 1, proxy.config.minPoolSize - all.count)
         guard wanted > 0, !proxy.draining else { return }
-        guard NIODeadline.now() >= nextDialAllowed else { return }
+        guard proxy.loop.turnTime >= nextDialAllowed else { return }
         while dialing < wanted, dialing + all.count < proxy.config.poolSize {
             dialing += 1
             proxy.dial(for: self)

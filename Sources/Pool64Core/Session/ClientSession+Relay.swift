@@ -102,7 +102,7 @@ extension ClientSession {
             return .take
         }
         guard run > 0 else { return }
-        if transactionStarted == nil { transactionStarted = .now() }
+        if transactionStarted == nil { transactionStarted = proxy.loop.turnTime }
         pool.stats.totalReceived &+= UInt64(run)
         write(server, framer.take(run))
     }
@@ -231,7 +231,7 @@ extension ClientSession {
     /// Relays one client message to `server`, rewriting statement names in transaction mode.
     private func process(_ frame: MessageFramer.Frame, _ server: ServerConnection) {
         guard let pool else { return }
-        if transactionStarted == nil { transactionStarted = .now() }
+        if transactionStarted == nil { transactionStarted = proxy.loop.turnTime }
         switch frame {
         case .piece(_, let bytes, _):
             pool.stats.totalReceived &+= UInt64(bytes.readableBytes)
@@ -460,7 +460,7 @@ extension ClientSession {
         }
         guard server.tracker.isIdle else { return }
         if let started = transactionStarted {
-            let us = UInt64((NIODeadline.now() - started).nanoseconds / 1000)
+            let us = UInt64(max(0, (proxy.loop.turnTime - started).nanoseconds) / 1000)
             pool.stats.totalXactCount &+= 1
             pool.stats.totalXactTimeUs &+= us
             pool.stats.totalQueryTimeUs &+= us

@@ -104,7 +104,7 @@ extension ClientSession {
                 b.writeNullTerminatedString("SCRAM-SHA-256")
                 b.writeInteger(UInt8(0))
             }
-            phase = .scram(SCRAMServerExchange(secret: credential?.scram), credential)
+            phase = .scram(SCRAMLogin(SCRAMServerExchange(secret: credential?.scram)))
             flushToClient()
         case .scramSHA256, .md5:
             let salt = SecureRandom.bytes(4)
@@ -166,24 +166,23 @@ extension ClientSession {
         var body = frame
         body.moveReaderIndex(forwardBy: 5)
         switch phase {
-        case .scram(var exchange, let credential):
+        case .scram(let login):
             do {
-                if isInitialSCRAM(exchange) {
+                if login.exchange.awaitingClientFirst {
                     guard let mech = body.readNullTerminatedString(), let len = body.readInteger(as: Int32.self) else {
                         return authFailed("malformed SASLInitialResponse", sqlstate: "08P01")
                     }
                     guard mech == "SCRAM-SHA-256" else {
                         return authFailed("unsupported SASL mechanism \(mech)", sqlstate: "28000")
                     }
-                    let data = len > 0 ? body.readString(length: Int(len)) ?? "" : ""
-                    let serverFirst = try exchange.receiveClientFirst(data)
-                    out.writeAuthentication(11) { $0.writeString(serverFirst) }
-                    phase = .scram(exchange, credential)
+                    let data = len > 0 ? body.readBytes(length: Int(len)) ?? [] : []
+                    let serverFirst = try login.exchange.receiveClientFirst(data)
+                    out.writeAuthentication(11) { $0.writeBytes(serverFirst) }
                     flushToClient()
                 } else {
-                    let data = body.readString(length: body.readableBytes) ?? ""
-                    let serverFinal = try exchange.receiveClientFinal(data)
-                    out.writeAuthentication(12) { $0.writeString(serverFinal) }
+                    let data = body.readBytes(length: body.readableBytes) ?? []
+                    let serverFinal = try login.exchange.receiveClientFinal(data)
+                    out.writeAuthentication(12) { $0.writeBytes(serverFinal) }
                     authenticated()
                 }
             } catch {
@@ -200,8 +199,6 @@ extension ClientSession {
             fail(ErrorFields.fatal("08P01", "unexpected password message"), reason: "protocol violation")
         }
     }
-
-    private func isInitialSCRAM(_ e: SCRAMServerExchange) -> Bool { e.awaitingClientFirst }
 
     private func authFailed(_ message: String, sqlstate: String) {
         proxy.counters.authFailures &+= 1
@@ -221,9 +218,7 @@ extension ClientSession {
     func welcomeReady() {
         guard case .welcome = phase, let pool, pool.template != nil else { return }
         proxy.loggingIn[id] = nil
-        for (k, v) in pool.sortedTemplate {
-            out.writeParameterStatus(k, parameters[k] ?? v)
-        }
+        pool.welcome.write(to: &out, parameters: parameters)
         (processID, secretKey) = proxy.register(self)
         out.writeBackendKeyData(processID: processID, secretKey: secretKey)
         out.writeReadyForQuery(.idle)

@@ -12,15 +12,22 @@ struct ClientStatement {
 
 /// One client connection: startup, authentication, then relay through leased server connections.
 /// Lives on the proxy event loop; `ClientSession+Relay.swift` holds the message relay.
+/// A client's SCRAM exchange while it runs, boxed so each step mutates it in place (an enum payload would be
+/// copied out and re-boxed per message).
+final class SCRAMLogin {
+    var exchange: SCRAMServerExchange
+    init(_ exchange: SCRAMServerExchange) { self.exchange = exchange }
+}
+
 /// `@unchecked Sendable`: confined to the proxy event loop.
 final class ClientSession: TransportDelegate, @unchecked Sendable {
     /// Where the client is in its life.
     enum Phase {
         /// Waiting for StartupMessage (SSLRequest / GSSENCRequest may come first).
         case startup
-        /// SCRAM-SHA-256 exchange in progress.
-        /// (`indirect`: the exchange lives on the heap only while it runs, not inline in every idle session.)
-        indirect case scram(SCRAMServerExchange, UserCredential?)
+        /// SCRAM-SHA-256 exchange in progress. (A box: on the heap only while it runs, not inline in every idle
+        /// session, and advanced in place.)
+        case scram(SCRAMLogin)
         /// Waiting for the md5 password response.
         indirect case md5(salt: [UInt8], UserCredential?)
         /// Authenticated; waiting for the pool to know the server's parameters.
@@ -72,8 +79,8 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
     var pinned = false
     var processID: Int32 = 0
     var secretKey: Int32 = 0
-    var lastActivity = NIODeadline.now()
-    let connectedAt = NIODeadline.now()
+    var lastActivity: NIODeadline
+    let connectedAt: NIODeadline
     var closeReason: String?
     /// Counted in `pool.clients` (authenticated and welcomed).
     var countedInPool = false
@@ -82,6 +89,8 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
         self.proxy = proxy
         self.id = id
         self.peer = peer
+        connectedAt = proxy.loop.turnTime
+        lastActivity = connectedAt
         framer = MessageFramer(
             maximumMessageSize: proxy.config.maxMessageSize, streamableTypes: (FrontendType.copyData, FrontendType.copyData))
     }
@@ -120,15 +129,22 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
     }
 
     func received(_ buffer: ByteBuffer) {
-        lastActivity = .now()
+        lastActivity = proxy.loop.turnTime
         switch phase {
         case .startup:
+            // Logins answer every message: borrow the loop's spare output buffer (flushToClient gives it back)
+            // instead of allocating one per answer.
+            if out.capacity == 0 { out = proxy.loop.takeBuffer() }
             if startupBuffer == nil { startupBuffer = buffer } else {
                 var b = buffer
                 startupBuffer!.writeBuffer(&b)
             }
             readStartup()
-        case .scram, .md5, .welcome, .ready:
+        case .scram, .md5, .welcome:
+            if out.capacity == 0 { out = proxy.loop.takeBuffer() }
+            framer.append(buffer)
+            readFrames()
+        case .ready:
             framer.append(buffer)
             readFrames()
         case .closed:
