@@ -32,6 +32,8 @@ public final class ProxyCore: @unchecked Sendable {
     var sessions: [Int32: ClientSession] = [:]
     /// Clients still in startup or authentication, for the login timeout.
     var loggingIn: [Int: ClientSession] = [:]
+    /// Numbers for clients' parameter sets (`ClientSession.parametersKey`).
+    var parameterSets = ParameterSetNumbers()
     var clientCount = 0
     var counters = GlobalCounters()
     public private(set) var draining = false
@@ -287,5 +289,25 @@ public final class ProxyCore: @unchecked Sendable {
         }
         maintenance?.cancel()
         dialer.shutdown()
+    }
+}
+
+/// Gives each distinct parameter text a number, so a lease compares integers instead of long strings. Numbers are
+/// never reused: when the table is full (clients can choose their parameters freely) it starts over, and a text
+/// seen again gets a new number, which costs at most one extra synchronisation.
+struct ParameterSetNumbers {
+    private var numbers: [String: Int] = [:]
+    private var next = 1
+    let limit: Int
+
+    init(limit: Int = 10_000) { self.limit = limit }
+
+    mutating func number(for text: String) -> Int {
+        if let n = numbers[text] { return n }
+        if numbers.count >= limit { numbers.removeAll() }
+        let n = next
+        next += 1
+        numbers[text] = n
+        return n
     }
 }

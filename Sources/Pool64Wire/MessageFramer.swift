@@ -128,6 +128,14 @@ public struct MessageFramer: Sendable {
         }
     }
 
+    /// Shows `body` the next `n` bytes (whole messages accepted by `scanMessages`) without consuming them; `body`
+    /// returns how many of them to consume. Lets the relay send a run straight from the read buffer.
+    public mutating func consume(upTo n: Int, _ body: (UnsafeRawBufferPointer) -> Int) {
+        let used = buffer.withUnsafeReadableBytes { body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        buffer.moveReaderIndex(forwardBy: used)
+        if buffer.readableBytes == 0 { buffer = Self.empty }
+    }
+
     /// The next `n` bytes as a slice; lets go of the storage when nothing is left. `n` must cover whole messages
     /// accepted by `scanMessages`.
     public mutating func take(_ n: Int) -> ByteBuffer {

@@ -115,6 +115,30 @@ import Testing
         #expect(try loop.submit { conn.isOpen }.wait() == false)
     }
 
+    @Test func sendNowWritesDirectlyOnlyWhenNothingIsQueued() throws {
+        let loop = RelayLoop(name: "test-relay")
+        defer { try? loop.syncShutdownGracefully() }
+        let (conn, _, b) = try connection(on: loop)
+        defer { close(b) }
+        let msg: [UInt8] = Array("direct".utf8)
+        #expect(try loop.submit { msg.withUnsafeBytes { conn.sendNow($0) } }.wait() == msg.count)
+        var buf = [UInt8](repeating: 0, count: 16)
+        var n = -1
+        for _ in 0..<100 where n < 0 {
+            n = read(b, &buf, 16)
+            if n < 0 { usleep(5_000) }
+        }
+        #expect(Array(buf[0..<max(n, 0)]) == msg)
+        // Fill the socket until bytes are queued: then a direct write must not jump ahead of them.
+        let queued = try loop.submit { () -> Int in
+            var chunk = ByteBuffer()
+            chunk.writeRepeatingByte(7, count: 64 * 1024)
+            for _ in 0..<64 { conn.send(chunk) }
+            return msg.withUnsafeBytes { conn.sendNow($0) }
+        }.wait()
+        #expect(queued == 0)
+    }
+
     @Test func socketConnectionKeepsWhatTheKernelRefusesAndReportsBackpressure() throws {
         let loop = RelayLoop(name: "test-relay")
         defer { try? loop.syncShutdownGracefully() }

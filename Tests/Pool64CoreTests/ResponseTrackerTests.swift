@@ -182,3 +182,19 @@ import Testing
         #expect(LatencyHistogram().percentile(0.5) == 0)
     }
 }
+
+@Suite struct ParameterSetNumbersTests {
+    @Test func equalTextsShareANumberAndNumbersAreNeverReused() {
+        var p = ParameterSetNumbers(limit: 2)
+        let a = p.number(for: "application_name=a")
+        #expect(a != 0)
+        #expect(p.number(for: "application_name=a") == a)
+        let b = p.number(for: "application_name=b")
+        #expect(b != a)
+        // Full: starts over, and a text seen before gets a number no other text ever had.
+        let c = p.number(for: "application_name=c")
+        let a2 = p.number(for: "application_name=a")
+        #expect(Set([a, b, c, a2]).count == 4)
+        #expect(p.number(for: "application_name=c") == c)
+    }
+}

@@ -104,4 +104,24 @@ import Testing
         #expect(f.bufferedBytes == 6)
         #expect(f.scanMessages { _, _ in .take } == 0)
     }
+
+    @Test func consumeShowsARunAndTakesOnlyWhatWasUsed() {
+        var f = MessageFramer(maximumMessageSize: 1 << 20, streamableTypes: (0, 0))
+        let a = message("D", [1, 2, 3]), b = message("Z", [73])
+        var buf = ByteBuffer()
+        buf.writeBytes(a + b)
+        f.append(buf)
+        let run = f.scanMessages { _, _ in .take }
+        // A socket that took only part of the run: the rest stays, in order.
+        f.consume(upTo: run) { raw in
+            #expect(Array(raw) == a + b)
+            return 3
+        }
+        #expect(f.bufferedBytes == a.count + b.count - 3)
+        f.consume(upTo: f.bufferedBytes) { raw in
+            #expect(Array(raw) == Array((a + b).dropFirst(3)))
+            return raw.count
+        }
+        #expect(f.bufferedBytes == 0)
+    }
 }

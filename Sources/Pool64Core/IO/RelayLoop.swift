@@ -57,15 +57,30 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
     /// when the transaction ends, so idle clients hold none and busy ones do not malloc and free one each time.
     private var spareBuffers: [ByteBuffer] = []
 
+    /// Stands in for `readBuffer` while a read has it out.
+    private let noBuffer = ByteBufferAllocator().buffer(capacity: 0)
+
+    /// Moves the shared read buffer out (put it back in `readBuffer`); loop thread only.
+    @inline(__always)
+    func takeReadBuffer() -> ByteBuffer {
+        var b = noBuffer
+        swap(&b, &readBuffer)
+        // Only if a read were ever nested in another would the buffer be out already.
+        if b.capacity == 0 { b = allocator.buffer(capacity: Self.readBufferSize) }
+        return b
+    }
+
     /// A cleared output buffer (loop thread only).
     func takeBuffer() -> ByteBuffer {
         spareBuffers.popLast() ?? allocator.buffer(capacity: 1024)
     }
 
-    /// Returns a buffer nobody else references to the spares (loop thread only).
-    func recycle(_ buffer: ByteBuffer) {
-        guard spareBuffers.count < 256, buffer.capacity <= 16 * 1024 else { return }
-        var b = buffer
+    /// Moves a buffer nobody else references to the spares, leaving an empty one in its place (loop thread only).
+    /// `inout` so the buffer is moved, not copied: a copy would make `clear()` allocate fresh storage.
+    func recycle(_ buffer: inout ByteBuffer) {
+        var b = noBuffer
+        swap(&b, &buffer)
+        guard spareBuffers.count < 256, b.capacity <= 16 * 1024 else { return }
         b.clear()
         spareBuffers.append(b)
     }

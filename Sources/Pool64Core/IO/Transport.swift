@@ -13,6 +13,9 @@ protocol Transport: AnyObject {
     /// transport kept a reference to `bytes` (so the caller's storage is not free for reuse).
     @discardableResult
     func send(_ bytes: ByteBuffer) -> Bool
+    /// Writes from memory the caller owns when nothing is queued ahead: returns how many bytes went out (0 when
+    /// something is queued or the transport cannot write directly); the caller queues the rest with `send`.
+    func sendNow(_ bytes: UnsafeRawBufferPointer) -> Int
     /// Pauses or resumes reading (backpressure).
     func setReading(_ on: Bool)
     /// Closes; the delegate hears `transportClosed` on a later turn of the loop.
@@ -92,6 +95,17 @@ final class SocketConnection: Transport, RelayLoopHandler {
         return true
     }
 
+    func sendNow(_ bytes: UnsafeRawBufferPointer) -> Int {
+        guard isOpen, pending == nil, bytes.count > 0 else { return 0 }
+        let n = Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+        if n >= 0 { return n }
+        let e = errno
+        if e == EAGAIN || e == EWOULDBLOCK || e == EINTR { return 0 }
+        fail("write failed: \(String(cString: strerror(e)))")
+        // The connection is gone; nothing is left to queue.
+        return bytes.count
+    }
+
     func writable() {
         guard isOpen, var p = pending else { return }
         while p.readableBytes > 0 {
@@ -132,14 +146,17 @@ final class SocketConnection: Transport, RelayLoopHandler {
     }
 
     func readable() {
-        guard isOpen else { return }
-        let d = delegate
-        loop.readBuffer.clear()
-        let n = loop.readBuffer.withUnsafeMutableWritableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
+        guard isOpen, let d = delegate else { return }
+        // The loop's read buffer is moved into a local for the read and moved back after: working on the class
+        // property directly made the compiler retain and release its storage around every buffer call.
+        var buffer = loop.takeReadBuffer()
+        defer { loop.readBuffer = buffer }
+        buffer.clear()
+        let n = buffer.withUnsafeMutableWritableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
         if n > 0 {
-            loop.readBuffer.moveWriterIndex(forwardBy: n)
-            d?.received(loop.readBuffer)
-            d?.readComplete()
+            buffer.moveWriterIndex(forwardBy: n)
+            d.received(buffer)
+            d.readComplete()
             return
         }
         if n == 0 {

@@ -350,7 +350,7 @@ final class Pool: @unchecked Sendable {
                     return .stop
                 }
             }
-            if run > 0 { client.sendToClient(server.framer.take(run)) }
+            if run > 0 { client.sendRun(from: &server.framer, run) }
             if drop > 0 { _ = server.framer.take(drop) }
             if let forwarded = ready {
                 client.emitFakes(from: server)

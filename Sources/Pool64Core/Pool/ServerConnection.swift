@@ -36,7 +36,7 @@ final class ServerConnection: TransportDelegate, @unchecked Sendable {
         didSet { syncedParametersKey = nil }
     }
     /// `ClientSession.parametersKey` this connection's parameters were last made to match.
-    var syncedParametersKey: String?
+    var syncedParametersKey: Int?
     let initialParameters: [String: String]
     /// Server-side names of prepared statements this connection holds, with a use tick for LRU eviction.
     var prepared: [String: UInt64] = [:]
@@ -82,6 +82,22 @@ final class ServerConnection: TransportDelegate, @unchecked Sendable {
         guard on != reading else { return }
         reading = on
         transport?.setReading(on)
+    }
+
+    /// Sends `n` bytes of whole messages from a client's framer: straight from the read buffer when nothing is
+    /// queued (no slice, no copy into `outbound`), else queued after what is.
+    func sendRun(from framer: inout MessageFramer, _ n: Int) {
+        var left = n
+        if outbound.readableBytes == 0, let t = transport {
+            framer.consume(upTo: n) { raw in
+                let sent = t.sendNow(raw)
+                left -= sent
+                return sent
+            }
+            if left == 0 { return }
+        }
+        var rest = framer.take(left)
+        if left >= 32 * 1024 { writeSlice(rest) } else { write(&rest) }
     }
 
     /// Writes a large frame or piece without copying it into `outbound`, after anything queued before it.

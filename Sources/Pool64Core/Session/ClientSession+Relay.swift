@@ -104,7 +104,7 @@ extension ClientSession {
         guard run > 0 else { return }
         if transactionStarted == nil { transactionStarted = proxy.loop.turnTime }
         pool.stats.totalReceived &+= UInt64(run)
-        write(server, framer.take(run))
+        server.sendRun(from: &framer, run)
     }
 
     private func handleFrame(_ frame: MessageFramer.Frame) {

@@ -51,16 +51,17 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
     var database = ""
     /// Parameters this client asked for (startup parameters, `options -c`, later SETs of reported parameters).
     var parameters: [String: String] = [:] {
-        didSet { parametersKeyCache = nil }
+        didSet { parametersKeyCache = 0 }
     }
-    private var parametersKeyCache: String?
-    /// A canonical text of `parameters`; server connections remember the key they were last synchronised to, so
-    /// clients with identical parameters (the common case) skip the comparison on every lease.
-    var parametersKey: String {
-        if let k = parametersKeyCache { return k }
-        let k = parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{0}")
-        parametersKeyCache = k
-        return k
+    private var parametersKeyCache = 0
+    /// A number for `parameters` (equal parameters, equal number; never 0); server connections remember the key
+    /// they were last synchronised to, so clients with identical parameters (the common case) skip the comparison
+    /// on every lease with one integer compare.
+    var parametersKey: Int {
+        if parametersKeyCache != 0 { return parametersKeyCache }
+        let text = parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{0}")
+        parametersKeyCache = proxy.parameterSets.number(for: text)
+        return parametersKeyCache
     }
     var pool: Pool?
     var server: ServerConnection?
@@ -184,16 +185,41 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
         }
     }
 
+    /// Sends `n` bytes of whole messages from a server's framer: straight from the read buffer when nothing is
+    /// queued for this client (no slice, no copy into `out`), else after what is.
+    func sendRun(from framer: inout MessageFramer, _ n: Int) {
+        pool?.stats.totalSent &+= UInt64(n)
+        var left = n
+        if out.readableBytes == 0, let t = transport {
+            framer.consume(upTo: n) { raw in
+                let sent = t.sendNow(raw)
+                left -= sent
+                return sent
+            }
+            if left == 0 { return }
+        }
+        var rest = framer.take(left)
+        if left >= 32 * 1024 {
+            flushToClient()
+            transport?.send(rest)
+        } else {
+            out.writeBuffer(&rest)
+        }
+    }
+
     /// Sends what `out` holds.
     func flushToClient() {
-        guard out.readableBytes > 0 else { return }
+        guard out.readableBytes > 0 else {
+            // Nothing to send (runs went out directly); a client between transactions still gives the buffer back.
+            if server == nil && out.capacity > 0 { proxy.loop.recycle(&out) }
+            return
+        }
         let kept = transport?.send(out) ?? false
         // The socket usually took everything, so `out` is uniquely referenced again and clearing it reuses its
         // storage while a transaction runs. Between transactions the client gives it back to the loop (idle
         // clients are the many) and holds the shared empty buffer, which costs nothing.
         if server == nil || out.capacity > 16 * 1024 {
-            if !kept { proxy.loop.recycle(out) }
-            out = Self.emptyBuffer
+            if kept { out = Self.emptyBuffer } else { proxy.loop.recycle(&out) }
         } else {
             out.clear()
         }
