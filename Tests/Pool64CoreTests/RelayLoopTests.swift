@@ -89,6 +89,17 @@ import Testing
         return false
     }
 
+    /// What the non-blocking descriptor `b` has to read, waiting up to half a second for the first bytes.
+    func readSome(_ b: Int32) -> [UInt8] {
+        var buf = [UInt8](repeating: 0, count: 16)
+        var n = -1
+        for _ in 0..<100 where n < 0 {
+            n = read(b, &buf, 16)
+            if n < 0 { usleep(5_000) }
+        }
+        return Array(buf[0..<max(n, 0)])
+    }
+
     @Test func socketConnectionReadsWritesAndReportsEOF() throws {
         let loop = RelayLoop(name: "test-relay")
         defer { try? loop.syncShutdownGracefully() }
@@ -102,13 +113,7 @@ import Testing
             out.writeString("back")
             conn.send(out)
         }.wait()
-        var buf = [UInt8](repeating: 0, count: 16)
-        var n = -1
-        for _ in 0..<100 where n < 0 {
-            n = read(b, &buf, 16)
-            if n < 0 { usleep(5_000) }
-        }
-        #expect(Array(buf[0..<max(n, 0)]) == Array("back".utf8))
+        #expect(readSome(b) == Array("back".utf8))
         shutdown(b, Int32(SHUT_WR))
         #expect(try waitUntil(loop) { rec.closed != nil })
         #expect(rec.closed == .some(nil))
@@ -122,13 +127,7 @@ import Testing
         defer { close(b) }
         let msg: [UInt8] = Array("direct".utf8)
         #expect(try loop.submit { msg.withUnsafeBytes { conn.sendNow($0) } }.wait() == msg.count)
-        var buf = [UInt8](repeating: 0, count: 16)
-        var n = -1
-        for _ in 0..<100 where n < 0 {
-            n = read(b, &buf, 16)
-            if n < 0 { usleep(5_000) }
-        }
-        #expect(Array(buf[0..<max(n, 0)]) == msg)
+        #expect(readSome(b) == msg)
         // Fill the socket until bytes are queued: then a direct write must not jump ahead of them.
         let queued = try loop.submit { () -> Int in
             var chunk = ByteBuffer()
