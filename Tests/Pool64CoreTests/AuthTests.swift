@@ -156,3 +156,17 @@ import Testing
         }
     }
 }
+
+@Suite struct KeyedHMACTests {
+    @Test func matchesSwiftCryptoHMAC() {
+        for keyLength in [0, 1, 32, 63, 64, 65, 100] {
+            let key = (0..<keyLength).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 1) }
+            let keyed = KeyedHMACSHA256(key: key)
+            for messageLength in [0, 1, 55, 56, 63, 64, 65, 200, 1000] {
+                let message = (0..<messageLength).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+                let expected = HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: key))
+                #expect(Array(keyed.authenticationCode(for: message)) == Array(expected), "key \(keyLength) message \(messageLength)")
+            }
+        }
+    }
+}

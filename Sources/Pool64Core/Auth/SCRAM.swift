@@ -10,8 +10,8 @@ public final class SCRAMSecret: Sendable, Equatable {
     public let serverKey: [UInt8]
     /// HMACs keyed once with StoredKey and ServerKey: each login copies them instead of re-deriving the padded keys
     /// (RFC 2104 §4 suggests exactly this precomputation), which was a tenth of a login's instructions.
-    let storedKeyMAC: HMAC<SHA256>
-    let serverKeyMAC: HMAC<SHA256>
+    let storedKeyMAC: KeyedHMACSHA256
+    let serverKeyMAC: KeyedHMACSHA256
     /// `s=…,i=…` of server-first-message, the same for every login with this secret.
     let serverFirstSuffix: [UInt8]
 
@@ -32,8 +32,8 @@ public final class SCRAMSecret: Sendable, Equatable {
         self.salt = salt
         self.storedKey = storedKey
         self.serverKey = serverKey
-        storedKeyMAC = HMAC(key: SymmetricKey(data: storedKey))
-        serverKeyMAC = HMAC(key: SymmetricKey(data: serverKey))
+        storedKeyMAC = KeyedHMACSHA256(key: storedKey)
+        serverKeyMAC = KeyedHMACSHA256(key: serverKey)
         serverFirstSuffix = Array(",s=".utf8) + Base64.encode(salt) + Array(",i=\(iterations)".utf8)
     }
 
@@ -188,17 +188,47 @@ public struct SCRAMServerExchange: Sendable {
             throw .malformed("nonce mismatch")
         }
         authMessage += withoutProof
-        var mac = secret.storedKeyMAC
-        mac.update(data: authMessage)
         var clientKey = proof
-        mac.finalize().withUnsafeBytes { sig in
+        secret.storedKeyMAC.authenticationCode(for: authMessage).withUnsafeBytes { sig in
             for i in 0..<32 { clientKey[i] ^= sig[i] }
         }
-        let ok = SHA256.hash(data: clientKey).withUnsafeBytes { constantTimeEqual($0, secret.storedKey) }
+        let ok = clientKey.withUnsafeBytes { key in
+            var h = SHA256()
+            h.update(bufferPointer: key)
+            return h.finalize().withUnsafeBytes { constantTimeEqual($0, secret.storedKey) }
+        }
         guard userExists else { throw .unknownUser }
         guard ok else { throw .wrongProof }
-        var server = secret.serverKeyMAC
-        server.update(data: authMessage)
-        return Array("v=".utf8) + Base64.encode(Array(server.finalize()))
+        let signature = secret.serverKeyMAC.authenticationCode(for: authMessage)
+        return Array("v=".utf8) + Base64.encode(Array(signature))
+    }
+}
+
+/// HMAC-SHA-256 (RFC 2104) with the key's inner and outer pads hashed once, built on swift-crypto's SHA256.
+/// swift-crypto's `HMAC` can be copied the same way, but its generic `update(data:)` (DataProtocol regions,
+/// runtime generic metadata) cost more than the hashing itself at SCRAM's message sizes; `SHA256` takes buffer
+/// pointers directly. Checked against `HMAC<SHA256>` in the tests.
+struct KeyedHMACSHA256: Sendable {
+    private let inner: SHA256
+    private let outer: SHA256
+
+    /// `key` up to the 64-byte block size (SCRAM keys are 32 bytes); longer keys are hashed first (RFC 2104 §2).
+    init(key: [UInt8]) {
+        var k = key.count > 64 ? Array(SHA256.hash(data: key)) : key
+        k += [UInt8](repeating: 0, count: 64 - k.count)
+        var i = SHA256()
+        var o = SHA256()
+        (k.map { $0 ^ 0x36 }).withUnsafeBytes { i.update(bufferPointer: $0) }
+        (k.map { $0 ^ 0x5C }).withUnsafeBytes { o.update(bufferPointer: $0) }
+        inner = i
+        outer = o
+    }
+
+    func authenticationCode(for message: [UInt8]) -> SHA256.Digest {
+        var i = inner
+        message.withUnsafeBytes { i.update(bufferPointer: $0) }
+        var o = outer
+        i.finalize().withUnsafeBytes { o.update(bufferPointer: $0) }
+        return o.finalize()
     }
 }
