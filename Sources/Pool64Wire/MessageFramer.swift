@@ -14,10 +14,10 @@ public struct MessageFramer: Sendable {
         case piece(type: UInt8, bytes: ByteBuffer, first: Bool)
     }
 
-    /// Unconsumed bytes; `empty` (shared, never written) when there are none, so a framer with nothing pending
-    /// holds no storage of its own and the buffer a read landed in is not kept alive.
-    private var buffer = MessageFramer.empty
-    private static let empty = ByteBuffer()
+    /// Unconsumed bytes; nil when there are none, so a framer with nothing pending holds no storage and the buffer
+    /// a read landed in is not kept alive. (An optional rather than a shared empty buffer: a global from this module
+    /// costs a `swift_once` call on every use.)
+    private var buffer: ByteBuffer?
     private var streamingType: UInt8 = 0
     private var streamingRemaining = 0
     /// Largest message accepted (header included); longer lengths are rejected before anything is buffered.
@@ -34,26 +34,27 @@ public struct MessageFramer: Sendable {
     }
 
     /// Bytes received but not yet returned as frames.
-    public var bufferedBytes: Int { buffer.readableBytes }
+    public var bufferedBytes: Int { buffer?.readableBytes ?? 0 }
 
     /// Adds received bytes.
     public mutating func append(_ incoming: ByteBuffer) {
-        if buffer.readableBytes == 0 {
+        guard incoming.readableBytes > 0 else { return }
+        if buffer == nil {
             buffer = incoming
         } else {
             // A stream whose reads keep ending mid-message never empties the buffer: drop the consumed prefix
             // (only the partial message moves) so it cannot grow without bound.
-            if buffer.readerIndex > 0 { buffer.discardReadBytes() }
-            buffer.writeImmutableBuffer(incoming)
+            if buffer!.readerIndex > 0 { buffer!.discardReadBytes() }
+            buffer!.writeImmutableBuffer(incoming)
         }
     }
 
     /// Adds bytes left over from an earlier phase (e.g. startup) in front of nothing else.
     public mutating func prepend(_ leftover: ByteBuffer) {
         guard leftover.readableBytes > 0 else { return }
-        if buffer.readableBytes > 0 {
+        if let current = buffer {
             var combined = leftover
-            combined.writeImmutableBuffer(buffer)
+            combined.writeImmutableBuffer(current)
             buffer = combined
         } else {
             buffer = leftover
@@ -62,7 +63,7 @@ public struct MessageFramer: Sendable {
 
     /// The next frame, nil when more bytes are needed. Throws on a length that is negative or too large.
     public mutating func next() throws(WireError) -> Frame? {
-        let available = buffer.readableBytes
+        let available = bufferedBytes
         guard available > 0 else { return nil }
         // Works on `buffer` in place: copying it out of the property would retain and release its storage per
         // message, which the relay does millions of times.
@@ -72,9 +73,9 @@ public struct MessageFramer: Sendable {
             return .piece(type: streamingType, bytes: take(n), first: false)
         }
         guard available >= 5 else { return nil }
-        let start = buffer.readerIndex
-        let type = buffer.getInteger(at: start, as: UInt8.self)!
-        let length = Int(buffer.getInteger(at: start + 1, as: Int32.self)!)
+        let start = buffer!.readerIndex
+        let type = buffer!.getInteger(at: start, as: UInt8.self)!
+        let length = Int(buffer!.getInteger(at: start + 1, as: Int32.self)!)
         guard length >= 4 else {
             throw WireError(.invalidLength, message: String(UnicodeScalar(type)), detail: "length \(length)")
         }
@@ -109,9 +110,9 @@ public struct MessageFramer: Sendable {
     /// returns how many bytes form the run it accepted, to be consumed with `take(_:)`. Stops at an incomplete or
     /// invalid message (`next()` reports the latter) and while a message is being streamed.
     public mutating func scanMessages(_ body: (UInt8, UnsafeRawBufferPointer) -> ScanStep) -> Int {
-        guard streamingRemaining == 0, buffer.readableBytes >= 5 else { return 0 }
+        guard streamingRemaining == 0, bufferedBytes >= 5 else { return 0 }
         let limit = maximumMessageSize
-        return buffer.withUnsafeReadableBytes { raw -> Int in
+        return buffer!.withUnsafeReadableBytes { raw -> Int in
             var offset = 0
             while raw.count - offset >= 5 {
                 let type = raw[offset]
@@ -131,16 +132,16 @@ public struct MessageFramer: Sendable {
     /// Shows `body` the next `n` bytes (whole messages accepted by `scanMessages`) without consuming them; `body`
     /// returns how many of them to consume. Lets the relay send a run straight from the read buffer.
     public mutating func consume(upTo n: Int, _ body: (UnsafeRawBufferPointer) -> Int) {
-        let used = buffer.withUnsafeReadableBytes { body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-        buffer.moveReaderIndex(forwardBy: used)
-        if buffer.readableBytes == 0 { buffer = Self.empty }
+        let used = buffer!.withUnsafeReadableBytes { body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        buffer!.moveReaderIndex(forwardBy: used)
+        if buffer!.readableBytes == 0 { buffer = nil }
     }
 
     /// The next `n` bytes as a slice; lets go of the storage when nothing is left. `n` must cover whole messages
     /// accepted by `scanMessages`.
     public mutating func take(_ n: Int) -> ByteBuffer {
-        let slice = buffer.readSlice(length: n)!
-        if buffer.readableBytes == 0 { buffer = Self.empty }
+        let slice = buffer!.readSlice(length: n)!
+        if buffer!.readableBytes == 0 { buffer = nil }
         return slice
     }
 }

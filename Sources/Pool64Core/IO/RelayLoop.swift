@@ -51,23 +51,19 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
     private(set) var turnTime = NIODeadline.now()
     /// The buffer every read lands in. Receivers keep slices of it; when one does, the next read gets fresh
     /// storage (`ByteBuffer.clear()` copies on write), so idle sockets hold no buffer of their own.
-    var readBuffer: ByteBuffer
+    private var readBuffer: ByteBuffer
     static let readBufferSize = 64 * 1024
     /// Output buffers of clients between transactions: a client takes one when it gets a server and gives it back
     /// when the transaction ends, so idle clients hold none and busy ones do not malloc and free one each time.
     private var spareBuffers: [ByteBuffer] = []
 
-    /// Stands in for `readBuffer` while a read has it out.
+    /// Left in place of buffers moved out (`recycle`).
     private let noBuffer = ByteBufferAllocator().buffer(capacity: 0)
 
-    /// Moves the shared read buffer out (put it back in `readBuffer`); loop thread only.
+    /// Runs `body` with the shared read buffer in place (loop thread only; reads do not nest).
     @inline(__always)
-    func takeReadBuffer() -> ByteBuffer {
-        var b = noBuffer
-        swap(&b, &readBuffer)
-        // Only if a read were ever nested in another would the buffer be out already.
-        if b.capacity == 0 { b = allocator.buffer(capacity: Self.readBufferSize) }
-        return b
+    func withReadBuffer<R>(_ body: (inout ByteBuffer) -> R) -> R {
+        body(&readBuffer)
     }
 
     /// A cleared output buffer (loop thread only).

@@ -147,15 +147,18 @@ final class SocketConnection: Transport, RelayLoopHandler {
 
     func readable() {
         guard isOpen, let d = delegate else { return }
-        // The loop's read buffer is moved into a local for the read and moved back after: working on the class
-        // property directly made the compiler retain and release its storage around every buffer call.
-        var buffer = loop.takeReadBuffer()
-        defer { loop.readBuffer = buffer }
-        buffer.clear()
-        let n = buffer.withUnsafeMutableWritableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
-        if n > 0 {
+        let fd = self.fd
+        // One in-place access to the loop's read buffer for the whole read: calling buffer methods on the class
+        // property one by one made the compiler retain and release its storage around each.
+        let n = loop.withReadBuffer { buffer -> Int in
+            buffer.clear()
+            let n = buffer.withUnsafeMutableWritableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { return n }
             buffer.moveWriterIndex(forwardBy: n)
             d.received(buffer)
+            return n
+        }
+        if n > 0 {
             d.readComplete()
             return
         }
