@@ -48,13 +48,30 @@ static void peer_text(const struct sockaddr_storage *ss, char *host, int host_le
     }
 }
 
-int cpool64_accept(int listen_fd, char *host, int host_len, int *port) {
+int cpool64_accept(int listen_fd, cpool64_peer *peer) {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     int fd = accept4(listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return -errno;
-    peer_text(&ss, host, host_len, port);
+    memset(peer, 0, sizeof *peer);
+    peer->family = ss.ss_family;
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        memcpy(peer->addr, &a->sin6_addr, 16);
+        peer->port = ntohs(a->sin6_port);
+    } else if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        memcpy(peer->addr, &a->sin_addr, 4);
+        peer->port = ntohs(a->sin_port);
+    }
     return fd;
+}
+
+void cpool64_peer_text(const cpool64_peer *peer, char *host, int host_len) {
+    host[0] = 0;
+    if (peer->family == AF_INET6 || peer->family == AF_INET) {
+        inet_ntop(peer->family, peer->addr, host, host_len);
+    }
 }
 
 int cpool64_listen(const char *host, int port, int v6only, int backlog) {

@@ -6,7 +6,7 @@ import Pool64Wire
 
 extension ProxyCore {
     /// Takes an accepted client socket (relay loop).
-    public func acceptClient(fd: Int32, peer: String) {
+    public func acceptClient(fd: Int32, peer: PeerAddress) {
         clientCount += 1
         counters.clientsAccepted &+= 1
         let conn = SocketConnection(fd: fd, loop: loop)

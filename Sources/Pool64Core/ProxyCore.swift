@@ -292,22 +292,22 @@ public final class ProxyCore: @unchecked Sendable {
     }
 }
 
-/// Gives each distinct parameter text a number, so a lease compares integers instead of long strings. Numbers are
-/// never reused: when the table is full (clients can choose their parameters freely) it starts over, and a text
-/// seen again gets a new number, which costs at most one extra synchronisation.
+/// Gives each distinct set of client parameters a number, so a lease compares integers instead of dictionaries.
+/// Numbers are never reused: when the table is full (clients can choose their parameters freely) it starts over,
+/// and a set seen again gets a new number, which costs at most one extra synchronisation.
 struct ParameterSetNumbers {
-    private var numbers: [String: Int] = [:]
+    private var numbers: [[String: String]: Int] = [:]
     private var next = 1
     let limit: Int
 
     init(limit: Int = 10_000) { self.limit = limit }
 
-    mutating func number(for text: String) -> Int {
-        if let n = numbers[text] { return n }
+    mutating func number(for parameters: [String: String]) -> Int {
+        if let n = numbers[parameters] { return n }
         if numbers.count >= limit { numbers.removeAll() }
         let n = next
         next += 1
-        numbers[text] = n
+        numbers[parameters] = n
         return n
     }
 }

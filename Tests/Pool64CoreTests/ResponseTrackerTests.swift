@@ -186,15 +186,15 @@ import Testing
 @Suite struct ParameterSetNumbersTests {
     @Test func equalTextsShareANumberAndNumbersAreNeverReused() {
         var p = ParameterSetNumbers(limit: 2)
-        let a = p.number(for: "application_name=a")
+        let a = p.number(for: ["application_name": "a", "TimeZone": "UTC"])
         #expect(a != 0)
-        #expect(p.number(for: "application_name=a") == a)
-        let b = p.number(for: "application_name=b")
+        #expect(p.number(for: ["TimeZone": "UTC", "application_name": "a"]) == a)
+        let b = p.number(for: ["application_name": "b"])
         #expect(b != a)
-        // Full: starts over, and a text seen before gets a number no other text ever had.
-        let c = p.number(for: "application_name=c")
-        let a2 = p.number(for: "application_name=a")
+        // Full: starts over, and a set seen before gets a number no other set ever had.
+        let c = p.number(for: [:])
+        let a2 = p.number(for: ["application_name": "a", "TimeZone": "UTC"])
         #expect(Set([a, b, c, a2]).count == 4)
-        #expect(p.number(for: "application_name=c") == c)
+        #expect(p.number(for: [:]) == c)
     }
 }

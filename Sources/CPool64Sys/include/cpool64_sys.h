@@ -8,8 +8,18 @@ int cpool64_epoll_create(void);
 int cpool64_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
 int cpool64_epoll_wait(int epfd, uint64_t *data, uint32_t *events, int max, int timeout_ms);
 
-/// Non-blocking, close-on-exec accept that also fills the peer's numeric address text and port.
-int cpool64_accept(int listen_fd, char *host, int host_len, int *port);
+/// A peer address as accept(2) gave it (the first 4 bytes of `addr` for AF_INET), kept raw: its text is made only
+/// when something is logged (inet_ntop's sprintf was a noticeable part of an accept).
+typedef struct {
+    uint8_t addr[16];
+    int32_t family;
+    int32_t port;
+} cpool64_peer;
+
+/// Non-blocking, close-on-exec accept that records the peer's address and port.
+int cpool64_accept(int listen_fd, cpool64_peer *peer);
+/// The numeric text of a peer's address ("" for an unknown family).
+void cpool64_peer_text(const cpool64_peer *peer, char *host, int host_len);
 
 /// A non-blocking TCP listening socket on a numeric address; `v6only` is -1 to leave IPV6_V6ONLY alone.
 /// Returns the descriptor or -errno.

@@ -26,15 +26,16 @@ enum Base64 {
         return out
     }
 
-    private static func value(_ c: UInt8) -> UInt32? {
-        switch c {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"): return UInt32(c - UInt8(ascii: "A"))
-        case UInt8(ascii: "a")...UInt8(ascii: "z"): return UInt32(c - UInt8(ascii: "a") + 26)
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt32(c - UInt8(ascii: "0") + 52)
-        case UInt8(ascii: "+"): return 62
-        case UInt8(ascii: "/"): return 63
-        default: return nil
-        }
+    /// Byte → 6-bit value, 0xFF for bytes outside the alphabet.
+    private static let values: [UInt8] = {
+        var t = [UInt8](repeating: 0xFF, count: 256)
+        for (i, c) in alphabet.enumerated() { t[Int(c)] = UInt8(i) }
+        return t
+    }()
+
+    private static func value(_ c: UInt8, in table: [UInt8]) -> UInt32? {
+        let v = table[Int(c)]
+        return v == 0xFF ? nil : UInt32(v)
     }
 
     /// Decodes padded base64; nil for anything else (wrong length, stray characters, bad padding).
@@ -42,13 +43,14 @@ enum Base64 {
         guard text.count % 4 == 0 else { return nil }
         var out = [UInt8]()
         out.reserveCapacity(text.count / 4 * 3)
+        let table = values
         var i = text.startIndex
         while i < text.endIndex {
             let last = i + 4 == text.endIndex
             let pad = last ? (text[i + 3] == UInt8(ascii: "=") ? (text[i + 2] == UInt8(ascii: "=") ? 2 : 1) : 0) : 0
             var n: UInt32 = 0
             for k in 0..<(4 - pad) {
-                guard let v = value(text[i + k]) else { return nil }
+                guard let v = value(text[i + k], in: table) else { return nil }
                 n = n << 6 | v
             }
             n <<= UInt32(6 * pad)

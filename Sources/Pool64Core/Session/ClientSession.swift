@@ -43,7 +43,9 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
     let id: Int
     /// The client's socket (or TLS channel); nil once closed.
     var transport: Transport?
-    let peer: String
+    /// Formatted when something is logged, not per accept.
+    let peerAddress: PeerAddress
+    var peer: String { peerAddress.description }
     var phase: Phase = .startup
     var startupBuffer: ByteBuffer?
     var framer: MessageFramer
@@ -59,8 +61,7 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
     /// on every lease with one integer compare.
     var parametersKey: Int {
         if parametersKeyCache != 0 { return parametersKeyCache }
-        let text = parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{0}")
-        parametersKeyCache = proxy.parameterSets.number(for: text)
+        parametersKeyCache = proxy.parameterSets.number(for: parameters)
         return parametersKeyCache
     }
     var pool: Pool?
@@ -86,10 +87,10 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
     /// Counted in `pool.clients` (authenticated and welcomed).
     var countedInPool = false
 
-    init(proxy: ProxyCore, id: Int, peer: String) {
+    init(proxy: ProxyCore, id: Int, peer: PeerAddress) {
         self.proxy = proxy
         self.id = id
-        self.peer = peer
+        self.peerAddress = peer
         connectedAt = proxy.loop.turnTime
         lastActivity = connectedAt
         framer = MessageFramer(
