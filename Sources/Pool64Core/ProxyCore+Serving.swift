@@ -9,7 +9,7 @@ extension ProxyCore {
     public func acceptClient(fd: Int32, peer: PeerAddress) {
         clientCount += 1
         counters.clientsAccepted &+= 1
-        let conn = SocketConnection(fd: fd, loop: loop)
+        let conn = SocketConnection(fd: fd, loop: loop, exclusive: true)
         let session = ClientSession(proxy: self, id: newClientID(), peer: peer)
         session.transport = conn
         conn.delegate = session

@@ -170,3 +170,19 @@ import Testing
         }
     }
 }
+
+@Suite struct SecureRandomTests {
+    @Test func drawsAreFreshAcrossPoolRefillsAndLargeRequests() {
+        // 600 × 16 bytes crosses the 4 KiB pool's refill at least twice; no draw may repeat or be all zeros.
+        var seen = Set<[UInt8]>()
+        for _ in 0..<600 {
+            let b = SecureRandom.bytes(16)
+            #expect(b.count == 16)
+            #expect(b != [UInt8](repeating: 0, count: 16))
+            seen.insert(b)
+        }
+        #expect(seen.count == 600)
+        let big = SecureRandom.bytes(5000)
+        #expect(big.count == 5000 && Set(big).count > 200)
+    }
+}

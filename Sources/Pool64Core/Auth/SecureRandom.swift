@@ -1,11 +1,37 @@
 import CPool64Sys
 import Glibc
+import NIOConcurrencyHelpers
 
-/// Cryptographically secure random bytes from one `getrandom(2)` call. `UInt8.random(in:)` asks the system
-/// generator per byte, which was a system call per nonce byte on every login (connection churn, issue 6).
+/// Cryptographically secure random bytes from `getrandom(2)`, drawn 4 KiB at a time: a login needs a nonce and a
+/// cancel key (three calls), and a system call each was measurable under connection churn. Bytes handed out are
+/// never handed out again. (`UInt8.random(in:)` was a system call per byte; swift-crypto's random keys draw from the
+/// same system generator eight bytes per call.)
 enum SecureRandom {
-    // Not swift-crypto's random keys: they draw from the same system generator eight bytes per call.
+    private static let pool = NIOLockedValueBox(Pool())
+
+    private struct Pool {
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        /// Bytes before `used` are spent.
+        var used = 4096
+    }
+
     static func bytes(_ count: Int) -> [UInt8] {
+        if count > 1024 { return fresh(count) }
+        return pool.withLockedValue { p in
+            if p.used + count > p.bytes.count {
+                p.bytes = fresh(p.bytes.count)
+                p.used = 0
+            }
+            let out = Array(p.bytes[p.used..<(p.used + count)])
+            // Spent bytes are overwritten so they do not linger in memory.
+            for i in p.used..<(p.used + count) { p.bytes[i] = 0 }
+            p.used += count
+            return out
+        }
+    }
+
+    /// `count` bytes straight from getrandom(2).
+    private static func fresh(_ count: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
         var filled = 0
         out.withUnsafeMutableBytes { buf in

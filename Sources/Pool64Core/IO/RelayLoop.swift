@@ -136,10 +136,12 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
     }
 
     /// Stops watching `fd` (call before closing it).
-    func unregister(_ fd: Int32) {
+    /// `closing`: the caller closes `fd` next and no other descriptor shares its socket, so closing removes it
+    /// from the epoll set and the `EPOLL_CTL_DEL` system call is skipped (one per short connection).
+    func unregister(_ fd: Int32, closing: Bool = false) {
         let i = Int(fd)
         guard i < handlers.count else { return }
-        _ = cpool64_epoll_ctl(epfd, Int32(CPOOL64_EPOLL_CTL_DEL), fd, 0, 0)
+        if !closing { _ = cpool64_epoll_ctl(epfd, Int32(CPOOL64_EPOLL_CTL_DEL), fd, 0, 0) }
         handlers[i] = nil
         // Events for the old registration still in this batch must not reach a new socket with the same number.
         generations[i] &+= 1

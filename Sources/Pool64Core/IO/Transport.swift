@@ -50,9 +50,14 @@ final class SocketConnection: Transport, RelayLoopHandler {
     /// Unsent bytes above which `isWritable` turns false.
     static let highWater = 256 * 1024
 
-    init(fd: Int32, loop: RelayLoop) {
+    /// True when no other descriptor refers to this socket (accepted clients; server sockets are duplicates of
+    /// libpq's), so closing it is enough to leave the epoll set.
+    private let exclusive: Bool
+
+    init(fd: Int32, loop: RelayLoop, exclusive: Bool = false) {
         self.fd = fd
         self.loop = loop
+        self.exclusive = exclusive
     }
 
     /// Starts watching the socket; false (and the descriptor closed) when epoll refuses it.
@@ -174,7 +179,7 @@ final class SocketConnection: Transport, RelayLoopHandler {
     private func fail(_ error: String?) {
         guard isOpen else { return }
         let d = delegate
-        Glibc.close(detach())
+        Glibc.close(detach(closing: true))
         loop.later { d?.transportClosed(error) }
     }
 
@@ -183,10 +188,11 @@ final class SocketConnection: Transport, RelayLoopHandler {
     }
 
     /// Hands the descriptor over (to a TLS channel): stops watching it and forgets it without closing it.
-    func detach() -> Int32 {
+    /// `closing`: the caller is about to close it (see `exclusive`).
+    func detach(closing: Bool = false) -> Int32 {
         isOpen = false
         pending = nil
-        loop.unregister(fd)
+        loop.unregister(fd, closing: closing && exclusive)
         delegate = nil
         return fd
     }
