@@ -57,8 +57,9 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
     /// when the transaction ends, so idle clients hold none and busy ones do not malloc and free one each time.
     private var spareBuffers: [ByteBuffer] = []
 
-    /// Left in place of buffers moved out (`recycle`).
-    private let noBuffer = ByteBufferAllocator().buffer(capacity: 0)
+    /// Never written (a write copies it first): left in place of buffers moved out (`recycle`), and what idle
+    /// clients hold as their output buffer.
+    let emptyBuffer = ByteBufferAllocator().buffer(capacity: 0)
 
     /// Runs `body` with the shared read buffer in place (loop thread only; reads do not nest).
     @inline(__always)
@@ -74,12 +75,13 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
     /// Moves a buffer nobody else references to the spares, leaving an empty one in its place (loop thread only).
     /// `inout` so the buffer is moved, not copied: a copy would make `clear()` allocate fresh storage.
     func recycle(_ buffer: inout ByteBuffer) {
-        var b = noBuffer
+        var b = emptyBuffer
         swap(&b, &buffer)
         guard spareBuffers.count < 256, b.capacity <= 16 * 1024 else { return }
         b.clear()
         spareBuffers.append(b)
     }
+
     public let allocator = ByteBufferAllocator()
 
     /// Starts the loop's thread.

@@ -1,6 +1,7 @@
 import CPool64Sys
 import Glibc
 import NIOCore
+import Pool64Wire
 
 /// A byte stream the relay writes to: a plaintext socket on the relay loop (`SocketConnection`) or a TLS NIO
 /// channel bridged onto it (`ChannelTransport`). Used only on the relay loop.
@@ -20,6 +21,22 @@ protocol Transport: AnyObject {
     func setReading(_ on: Bool)
     /// Closes; the delegate hears `transportClosed` on a later turn of the loop.
     func close()
+}
+
+extension MessageFramer {
+    /// Sends up to the next `n` bytes (whole messages accepted by `scanMessages`) to `transport` straight from the
+    /// read buffer (`Transport.sendNow`) and consumes what went out; returns how many are left in the framer for the
+    /// caller to queue. Pass nil when something is queued ahead of them (then all `n` are left).
+    mutating func sendNow(_ n: Int, to transport: Transport?) -> Int {
+        guard let transport else { return n }
+        var left = n
+        consume(upTo: n) { raw in
+            let sent = transport.sendNow(raw)
+            left -= sent
+            return sent
+        }
+        return left
+    }
 }
 
 /// Receives a transport's events, on the relay loop.

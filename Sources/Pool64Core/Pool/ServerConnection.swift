@@ -87,17 +87,19 @@ final class ServerConnection: TransportDelegate, @unchecked Sendable {
     /// Sends `n` bytes of whole messages from a client's framer: straight from the read buffer when nothing is
     /// queued (no slice, no copy into `outbound`), else queued after what is.
     func sendRun(from framer: inout MessageFramer, _ n: Int) {
-        var left = n
-        if outbound.readableBytes == 0, let t = transport {
-            framer.consume(upTo: n) { raw in
-                let sent = t.sendNow(raw)
-                left -= sent
-                return sent
-            }
-            if left == 0 { return }
+        let left = framer.sendNow(n, to: outbound.readableBytes == 0 ? transport : nil)
+        if left > 0 { queue(framer.take(left)) }
+    }
+
+    /// Queues a message or run after what is queued: large ones as the slice itself, small ones copied into
+    /// `outbound` (so a batch leaves in one write).
+    func queue(_ frame: ByteBuffer) {
+        var f = frame
+        if f.readableBytes >= 32 * 1024 {
+            writeSlice(f)
+        } else {
+            write(&f)
         }
-        var rest = framer.take(left)
-        if left >= 32 * 1024 { writeSlice(rest) } else { write(&rest) }
     }
 
     /// Writes a large frame or piece without copying it into `outbound`, after anything queued before it.

@@ -169,7 +169,7 @@ extension ClientSession {
     func attached(_ server: ServerConnection) {
         self.server = server
         waiting = false
-        if out.capacity == 0 { out = proxy.loop.takeBuffer() }
+        borrowOutput()
         synchronizeParameters(server)
         if let f = pendingFrame {
             pendingFrame = nil
@@ -219,15 +219,6 @@ extension ClientSession {
         parameters[name] = value
     }
 
-    private func write(_ server: ServerConnection, _ frame: ByteBuffer) {
-        var f = frame
-        if f.readableBytes >= 32 * 1024 {
-            server.writeSlice(f)
-        } else {
-            server.write(&f)
-        }
-    }
-
     /// Relays one client message to `server`, rewriting statement names in transaction mode.
     private func process(_ frame: MessageFramer.Frame, _ server: ServerConnection) {
         guard let pool else { return }
@@ -242,25 +233,25 @@ extension ClientSession {
             switch type {
             case FrontendType.query:
                 if transactionMode { inspect(query: bytes, server) }
-                write(server, bytes)
+                server.queue(bytes)
                 server.tracker.expect(.query(swallow: false), out: &out)
             case FrontendType.sync:
-                write(server, bytes)
+                server.queue(bytes)
                 server.tracker.expect(.sync, out: &out)
             case FrontendType.execute:
-                write(server, bytes)
+                server.queue(bytes)
                 server.tracker.expect(.execute, out: &out)
             case FrontendType.parse, FrontendType.bind, FrontendType.describe, FrontendType.close:
                 if transactionMode {
                     extended(type, bytes, server)
                 } else {
-                    write(server, bytes)
+                    server.queue(bytes)
                     server.tracker.expect(Self.expectation(for: type), out: &out)
                 }
             case FrontendType.flush, FrontendType.copyData, FrontendType.copyDone, FrontendType.copyFail:
-                write(server, bytes)
+                server.queue(bytes)
             case FrontendType.functionCall:
-                write(server, bytes)
+                server.queue(bytes)
                 server.tracker.expect(.query(swallow: false), out: &out)
             case FrontendType.terminate:
                 closeReason = "client terminated"
@@ -298,7 +289,7 @@ extension ClientSession {
         case .parse(let name, let query, let types):
             if mightAffectSession(query), let effect = stateEffect(query), effect != .none { apply(effect, server) }
             guard !name.isEmpty else {
-                write(server, bytes)
+                server.queue(bytes)
                 server.tracker.expect(.parse(swallow: false), out: &out)
                 return
             }
@@ -311,7 +302,7 @@ extension ClientSession {
             }
         case .bind(let portal, let statement, let rest):
             guard !statement.isEmpty, let s = ensurePrepared(statement, on: server) else {
-                write(server, bytes)
+                server.queue(bytes)
                 server.tracker.expect(.bind, out: &out)
                 return
             }
@@ -321,7 +312,7 @@ extension ClientSession {
             server.tracker.expect(.bind, out: &out)
         case .describe(let kind, let name):
             guard kind == UInt8(ascii: "S"), !name.isEmpty, let s = ensurePrepared(name, on: server) else {
-                write(server, bytes)
+                server.queue(bytes)
                 server.tracker.expect(.describe, out: &out)
                 return
             }
@@ -335,10 +326,10 @@ extension ClientSession {
                 server.tracker.expect(.fakeCloseComplete, out: &out)
                 return
             }
-            write(server, bytes)
+            server.queue(bytes)
             server.tracker.expect(.close(swallow: false), out: &out)
         case .execute, .sync, .flush, .query, .terminate, .other:
-            write(server, bytes)
+            server.queue(bytes)
         }
     }
 

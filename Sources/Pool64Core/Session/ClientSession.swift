@@ -73,9 +73,8 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
     var pendingFrame: MessageFramer.Frame?
     /// True inside `readFrames` (so `attached` does not re-enter it).
     var readingFrames = false
-    var out = ClientSession.emptyBuffer
-    /// Never written: every session's `out` starts as (and returns to) a copy of it.
-    static let emptyBuffer = ByteBufferAllocator().buffer(capacity: 0)
+    /// Output to the client; between transactions the loop's empty buffer (idle clients hold no storage).
+    var out: ByteBuffer
     var allocator: ByteBufferAllocator { proxy.loop.allocator }
     var statements: [String: ClientStatement] = [:]
     var pinned = false
@@ -91,6 +90,7 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
         self.proxy = proxy
         self.id = id
         self.peerAddress = peer
+        out = proxy.loop.emptyBuffer
         connectedAt = proxy.loop.turnTime
         lastActivity = connectedAt
         framer = MessageFramer(
@@ -134,16 +134,14 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
         lastActivity = proxy.loop.turnTime
         switch phase {
         case .startup:
-            // Logins answer every message: borrow the loop's spare output buffer (flushToClient gives it back)
-            // instead of allocating one per answer.
-            if out.capacity == 0 { out = proxy.loop.takeBuffer() }
+            borrowOutput()
             if startupBuffer == nil { startupBuffer = buffer } else {
                 var b = buffer
                 startupBuffer!.writeBuffer(&b)
             }
             readStartup()
         case .scram, .md5, .welcome:
-            if out.capacity == 0 { out = proxy.loop.takeBuffer() }
+            borrowOutput()
             framer.append(buffer)
             readFrames()
         case .ready:
@@ -152,6 +150,12 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
         case .closed:
             break
         }
+    }
+
+    /// Borrows a spare output buffer from the loop unless one is held (flushToClient gives it back between
+    /// transactions): logins answer every message and a transaction writes to it, so neither allocates one.
+    func borrowOutput() {
+        if out.capacity == 0 { out = proxy.loop.takeBuffer() }
     }
 
     func readComplete() {
@@ -189,23 +193,9 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
     /// Sends `n` bytes of whole messages from a server's framer: straight from the read buffer when nothing is
     /// queued for this client (no slice, no copy into `out`), else after what is.
     func sendRun(from framer: inout MessageFramer, _ n: Int) {
-        pool?.stats.totalSent &+= UInt64(n)
-        var left = n
-        if out.readableBytes == 0, let t = transport {
-            framer.consume(upTo: n) { raw in
-                let sent = t.sendNow(raw)
-                left -= sent
-                return sent
-            }
-            if left == 0 { return }
-        }
-        var rest = framer.take(left)
-        if left >= 32 * 1024 {
-            flushToClient()
-            transport?.send(rest)
-        } else {
-            out.writeBuffer(&rest)
-        }
+        let left = framer.sendNow(n, to: out.readableBytes == 0 ? transport : nil)
+        pool?.stats.totalSent &+= UInt64(n - left)
+        if left > 0 { sendToClient(framer.take(left)) }
     }
 
     /// Sends what `out` holds.
@@ -220,7 +210,7 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
         // storage while a transaction runs. Between transactions the client gives it back to the loop (idle
         // clients are the many) and holds the shared empty buffer, which costs nothing.
         if server == nil || out.capacity > 16 * 1024 {
-            if kept { out = Self.emptyBuffer } else { proxy.loop.recycle(&out) }
+            if kept { out = proxy.loop.emptyBuffer } else { proxy.loop.recycle(&out) }
         } else {
             out.clear()
         }
