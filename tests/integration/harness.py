@@ -566,6 +566,9 @@ class WireClient:
                 error = WireError(parse_error_fields(payload))
             elif tag == b"N":
                 self.notices.append(parse_error_fields(payload))
+            elif tag == b"S":
+                k, v, _ = payload.split(b"\0", 2)
+                self.parameters[k.decode()] = v.decode()
             elif tag == b"A":
                 pid = struct.unpack("!i", payload[:4])[0]
                 channel, extra, _ = payload[4:].split(b"\0", 2)

@@ -89,6 +89,38 @@ def test_set_keeps_working_for_the_client_that_set_it(pool64):
     a.terminate()
 
 
+@pytest.mark.parametrize("reset", ["reset all", "reset application_name", "discard all"])
+def test_reset_returns_to_the_clients_startup_values(pool64, request, reset):
+    # PostgreSQL's session defaults include the startup packet, so RESET brings back what the client logged in with,
+    # not the pool connection's own values. Pool size 1 and a second client in between so the server connection has
+    # been leased to someone else with other parameters.
+    pgbouncer_xfail(request, "PgBouncer 1.18 resets to its server connection's values", strict=False)
+    proxy = pool64("transaction", pool_size=1, query_wait_timeout=30)
+    a = WireClient(proxy.host, proxy.port)
+    a.login(application_name="startapp", TimeZone="Asia/Tokyo")
+    other = WireClient(proxy.host, proxy.port)
+    other.login(application_name="otherapp")
+    assert other.scalar("show application_name") == "otherapp"
+    a.query("set application_name = 'changed'")
+    assert a.scalar("show application_name") == "changed"
+    assert a.parameters["application_name"] == "changed"
+    a.query(reset)
+    assert a.scalar("show application_name") == "startapp"
+    # The client was told, as PostgreSQL tells it after RESET.
+    assert a.parameters["application_name"] == "startapp"
+    if reset != "reset application_name":
+        assert a.scalar("show timezone") == "Asia/Tokyo"
+    assert other.scalar("show application_name") == "otherapp"
+    # Inside a transaction block too, and a rollback undoes the RESET with the restore.
+    a.query("begin; set application_name = 'inner'")
+    a.query(reset if reset != "discard all" else "reset all")
+    assert a.scalar("show application_name") == "startapp"
+    a.query("rollback")
+    assert a.scalar("show application_name") == "startapp"
+    other.terminate()
+    a.terminate()
+
+
 def test_temp_table_does_not_leak(leak_proxy):
     name = f"leak_tmp_{uuid.uuid4().hex[:8]}"
     a = WireClient(leak_proxy.host, leak_proxy.port)

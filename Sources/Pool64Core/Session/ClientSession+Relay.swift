@@ -235,9 +235,11 @@ extension ClientSession {
                 if transactionMode { inspect(query: bytes, server) }
                 server.queue(bytes)
                 server.tracker.expect(.query(swallow: false), out: &out)
+                if parametersReset { resynchronizeParameters(server) }
             case FrontendType.sync:
                 server.queue(bytes)
                 server.tracker.expect(.sync, out: &out)
+                if parametersReset { resynchronizeParameters(server) }
             case FrontendType.execute:
                 server.queue(bytes)
                 server.tracker.expect(.execute, out: &out)
@@ -428,19 +430,34 @@ extension ClientSession {
             statements.removeAll()
             server.prepared.removeAll()
             server.parameters = server.initialParameters
+            parameters = startupParameters
+            parametersReset = true
         case .deallocateAll:
             statements.removeAll()
             server.prepared.removeAll()
         case .reset(let name):
-            // The server goes back to its connection defaults; forget values pool64 set so the next lease re-applies
-            // what that client asked for.
+            // The server goes back to its connection's defaults, which are the pool's startup values; the client's
+            // session defaults are its own startup values, so those are re-applied right after (resynchronize).
             if let name {
                 let key = server.parameters.keys.first { $0.lowercased() == name } ?? name
                 server.parameters[key] = server.initialParameters[key]
+                let own = parameters.keys.first { $0.lowercased() == name } ?? key
+                parameters[own] = startupParameters[own]
             } else {
                 server.parameters = server.initialParameters
+                parameters = startupParameters
             }
+            parametersReset = true
         }
+    }
+
+    /// After a RESET or DISCARD ALL has been queued: SET the client's startup values again on the same server, behind
+    /// it (swallowed; its ParameterStatus messages reach the client, see `Pool.serverMessage`). Extended-protocol
+    /// RESETs wait for their Sync so nothing is injected inside a Parse/Bind/Execute sequence.
+    private func resynchronizeParameters(_ server: ServerConnection) {
+        parametersReset = false
+        server.syncedParametersKey = nil
+        synchronizeParameters(server)
     }
 
     /// A ReadyForQuery went through `server`: count it, and hand the server back when the transaction is over.

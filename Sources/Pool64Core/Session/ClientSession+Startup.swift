@@ -81,6 +81,7 @@ extension ClientSession {
             return
         }
         if database.isEmpty { database = user }
+        startupParameters = parameters
         if minor > 0 || !unrecognized.isEmpty {
             // Protocol 3.2+ clients and _pq_ options get NegotiateProtocolVersion (PostgreSQL "Protocol versions").
             out.writeNegotiateProtocolVersion(minor: 0, unrecognized: unrecognized)

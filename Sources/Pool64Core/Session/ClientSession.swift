@@ -56,6 +56,11 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
         didSet { parametersKeyCache = 0 }
     }
     private var parametersKeyCache = 0
+    /// What the client's startup packet asked for: `RESET ALL` and `DISCARD ALL` return the session to these, as
+    /// PostgreSQL does (startup values are session defaults), not to the pool connection's own.
+    var startupParameters: [String: String] = [:]
+    /// A RESET or DISCARD ALL went to the server: re-apply `parameters` after the client's next Query or Sync.
+    var parametersReset = false
     /// A number for `parameters` (equal parameters, equal number; never 0); server connections remember the key
     /// they were last synchronised to, so clients with identical parameters (the common case) skip the comparison
     /// on every lease with one integer compare.
