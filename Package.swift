@@ -26,7 +26,8 @@ let package = Package(
         .target(name: "Pool64Stats"),
         // PostgreSQL v3 frontend decoding / backend encoding. No I/O beyond NIOCore's ByteBuffer.
         .target(name: "Pool64Wire", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
-        // IPv6-first resolution: DNS stub, NAT64 synthesis (RFC 6052/7050), address policy, Happy Eyeballs.
+        // IPv6-first resolution: DNS stub, NAT64 synthesis (RFC 6052/7050), address policy, Happy Eyeballs; IP
+        // address types and the listen-address syntax both listeners share.
         .target(name: "Pool64Resolver"),
         // Listener, client sessions, pools, libpq dialer and the relay.
         .target(
@@ -45,7 +46,7 @@ let package = Package(
         .target(
             name: "Pool64Admin",
             dependencies: [
-                "Pool64Stats",
+                "Pool64Stats", "Pool64Resolver",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -56,7 +57,7 @@ let package = Package(
         .executableTarget(
             name: "pool64",
             dependencies: [
-                "Pool64Core", "Pool64Admin",
+                "Pool64Core", "Pool64Admin", "Pool64Resolver",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -66,9 +67,9 @@ let package = Package(
             ]
         ),
         .testTarget(name: "Pool64WireTests", dependencies: ["Pool64Wire"]),
-        .testTarget(name: "Pool64CoreTests", dependencies: ["Pool64Core"]),
+        .testTarget(name: "Pool64CoreTests", dependencies: ["Pool64Core", "Pool64Resolver"]),
         .testTarget(name: "Pool64ResolverTests", dependencies: ["Pool64Resolver"]),
-        .testTarget(name: "Pool64AdminTests", dependencies: ["Pool64Admin"]),
+        .testTarget(name: "Pool64AdminTests", dependencies: ["Pool64Admin", "Pool64Resolver"]),
         // epoll, accept4 and listening sockets for the relay loop (Pool64Core/IO), without packed structs in Swift.
         .target(name: "CPool64Sys"),
         .target(name: "CPool64TLS", dependencies: ["CLibPQ"], linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),

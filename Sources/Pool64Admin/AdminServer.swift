@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Pool64Resolver
 import Prometheus
 
 /// The admin HTTP listener: `/healthz`, `/readyz`, `/stats` (JSON) and `/metrics` (Prometheus text).
@@ -75,7 +76,7 @@ public final class AdminServer: Sendable {
         var listeners: [Listener] = []
         do {
             for text in self.configuration.listen {
-                listeners.append(try await self.bind(ListenAddress(parsing: text), as: text))
+                listeners.append(try await self.bind(ListenAddress.admin(text), as: text))
             }
         } catch {
             for listener in listeners { try? await listener.channel.close() }

@@ -6,6 +6,7 @@ import NIOPosix
 import Metrics
 import Pool64Admin
 import Pool64Core
+import Pool64Resolver
 import Prometheus
 import ServiceLifecycle
 import UnixSignals
@@ -88,7 +89,7 @@ struct ProxyService: Service {
     let logger: Logger
 
     func run() async throws {
-        let addresses = try proxy.config.listen.map { try Pool64Core.ListenAddress(parsing: $0) }
+        let addresses = try proxy.config.listen.map { try ListenAddress(parsing: $0) }
         let listeners = try Listener.bind(addresses, loop: proxy.loop, logger: logger) { fd, peer in
             proxy.acceptClient(fd: fd, peer: peer)
         }

@@ -3,6 +3,7 @@ import NIOCore
 import Testing
 
 @testable import Pool64Admin
+import Pool64Resolver
 
 @Suite("Listen addresses and tokens")
 struct ListenAddressTests {
@@ -14,7 +15,7 @@ struct ListenAddressTests {
             ("0.0.0.0:9090", "0.0.0.0", 9090, false), ("[0::0]:5", "0::0", 5, true),
         ])
     func valid(text: String, host: String, port: Int, wildcard: Bool) throws {
-        let address = try ListenAddress(parsing: text)
+        let address = try ListenAddress.admin(text)
         #expect(address.host == host)
         #expect(address.port == port)
         #expect(address.isIPv6Wildcard == wildcard)
@@ -24,7 +25,7 @@ struct ListenAddressTests {
         "invalid forms name the address",
         arguments: ["::1:9090", "[::1]", "[::1]:x", "db.example:9090", "1.2.3.4:70000", "9090"])
     func invalid(text: String) {
-        let error = #expect(throws: AdminServerError.self) { try ListenAddress(parsing: text) }
+        let error = #expect(throws: AdminServerError.self) { try ListenAddress.admin(text) }
         #expect(error?.code == .invalidAddress)
         #expect(error?.description.contains(text) == true)
     }

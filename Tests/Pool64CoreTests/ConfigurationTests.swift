@@ -1,6 +1,7 @@
 import Testing
 
 @testable import Pool64Core
+import Pool64Resolver
 
 @Suite struct ConfigurationTests {
     let url = "postgresql://app:secret@127.0.0.1:5432/appdb"
@@ -56,13 +57,26 @@ import Testing
         #expect(try ListenAddress(parsing: "127.0.0.1:6432") == ListenAddress(host: "127.0.0.1", port: 6432))
         #expect(try ListenAddress(parsing: "[fd64:1::2]:6432").host == "fd64:1::2")
         #expect(try ListenAddress(parsing: "*:1").host == "::")
-        #expect(throws: ConfigurationError.self) { try ListenAddress(parsing: "::1:6432") }
-        #expect(throws: ConfigurationError.self) { try ListenAddress(parsing: "[::1]:99999") }
+        #expect(throws: ListenAddress.ParseError.self) { try ListenAddress(parsing: "::1:6432") }
+        #expect(throws: ListenAddress.ParseError.self) { try ListenAddress(parsing: "[::1]:99999") }
         #expect(ListenAddress.displayPeer(ip: "::ffff:10.1.2.3", port: 5) == "10.1.2.3:5")
         #expect(ListenAddress.displayPeer(ip: "::1", port: 5) == "[::1]:5")
         #expect(ListenAddress.displayPeer(ip: "::FFFF:10.1.2.3", port: 5) == "10.1.2.3:5")
         #expect(ListenAddress.displayPeer(ip: "::ffff:a:b", port: 5) == "[::ffff:a:b]:5")
         #expect(ListenAddress.displayPeer(ip: "192.0.2.1", port: 5) == "192.0.2.1:5")
+    }
+
+    @Test func badListenAddressesFailAtConfiguration() throws {
+        let bad = #expect(throws: ConfigurationError.self) {
+            try Configuration(settings: ["database-url": url, "listen": "[::]:6432, db.example:6432"])
+        }
+        #expect(bad?.key == "listen")
+        #expect(bad?.value == "db.example:6432")
+        let admin = #expect(throws: ConfigurationError.self) {
+            try Configuration(settings: ["database-url": url, "admin-listen": "[::1]"])
+        }
+        #expect(admin?.key == "admin-listen")
+        #expect(try Configuration(settings: ["database-url": url, "listen": " localhost:1 ,[::1]:2"]).listen == ["localhost:1", "[::1]:2"])
     }
 }
 

@@ -1,3 +1,5 @@
+import Pool64Resolver
+
 /// Every setting pool64 runs with, validated. Built from one flat `[key: value]` map that merges, in rising
 /// priority, the optional config file, `POOL64_*` environment variables and command-line flags
 /// (see `ConfigurationLoader`). Keys are the flag names without dashes in front (`pool-size`).
@@ -98,6 +100,18 @@ public struct Configuration: Sendable, Equatable {
         func list(_ v: String) -> [String] {
             v.split(separator: ",").map { $0.trimmingCharacters() }.filter { !$0.isEmpty }
         }
+        // Checked here so a bad address fails at startup with the setting's name, before anything binds.
+        func addresses(_ key: String, _ v: String) throws(ConfigurationError) -> [String] {
+            let items = list(v)
+            for item in items {
+                do throws(ListenAddress.ParseError) {
+                    _ = try ListenAddress(parsing: item)
+                } catch {
+                    throw ConfigurationError(key: key, value: item, reason: error.reason)
+                }
+            }
+            return items
+        }
         func int(_ key: String, _ v: String, min: Int) throws(ConfigurationError) -> Int {
             guard let n = Int(v.trimmingCharacters()), n >= min else {
                 throw ConfigurationError(key: key, value: v, reason: "expected an integer ≥ \(min)")
@@ -121,9 +135,9 @@ public struct Configuration: Sendable, Equatable {
         for (key, value) in settings {
             switch key {
             case "listen":
-                listen = list(value)
+                listen = try addresses(key, value)
                 if listen.isEmpty { throw ConfigurationError(key: key, value: value, reason: "no address") }
-            case "admin-listen": adminListen = list(value)
+            case "admin-listen": adminListen = try addresses(key, value)
             case "database-url": databaseURL = value
             case "pool-mode":
                 guard let m = PoolMode(rawValue: value) else {

@@ -2,6 +2,7 @@ import CPool64Sys
 import Glibc
 import Logging
 import NIOCore
+import Pool64Resolver
 
 /// Binds listening sockets dual-stack on purpose: `[::]` with `IPV6_V6ONLY=0` set explicitly (never relying on
 /// `net.ipv6.bindv6only`), falling back to `0.0.0.0` with a warning when the kernel has no IPv6 (DESIGN decision 6).
@@ -31,9 +32,9 @@ public enum Listener {
     static func open(_ a: ListenAddress, logger: Logger) throws -> Int32 {
         var host = a.host
         if host == "localhost" { host = "127.0.0.1" }
-        let v6only: Int32 = a.isIPv6 ? (a.isWildcardIPv6 ? 0 : 1) : -1
+        let v6only: Int32 = a.isIPv6 ? (a.isIPv6Wildcard ? 0 : 1) : -1
         var fd = cpool64_listen(host, Int32(a.port), v6only, 4096)
-        if fd == -EAFNOSUPPORT || fd == -EADDRNOTAVAIL, a.isWildcardIPv6 {
+        if fd == -EAFNOSUPPORT || fd == -EADDRNOTAVAIL, a.isIPv6Wildcard {
             logger.warning("no IPv6 on this host; listening on 0.0.0.0 instead", metadata: ["address": "\(a)"])
             fd = cpool64_listen("0.0.0.0", Int32(a.port), -1, 4096)
         }
