@@ -4,12 +4,14 @@ import Glibc
 import NIOConcurrencyHelpers
 import NIOCore
 
-/// A descriptor watched by the relay loop.
-protocol RelayLoopHandler: AnyObject {
+/// A descriptor watched by the relay loop. A base class rather than a protocol so the loop can call it through
+/// `Unmanaged` without retaining it per event (`RelayLoop.run`).
+public class RelayLoopHandler {
+    init() {}
     /// Readable, hung up or in error: read (a read of 0 or an error tells which).
-    func readable()
+    func readable() {}
     /// Writable again after a write that did not complete.
-    func writable()
+    func writable() {}
 }
 
 /// pool64's proxy event loop: one thread, one epoll set, every plaintext client and server socket.
@@ -37,8 +39,15 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
     private var stopRequested = false
     private var shutdownCallbacks: [(Error?) -> Void] = []
     // Loop-confined.
-    private var handlers: [RelayLoopHandler?] = []
-    private var generations: [UInt32] = []
+    /// Per descriptor number: its handler (retained while registered) and a registration generation. Raw memory,
+    /// not arrays: every read of an array held by a class retains and releases its buffer, twice per event here.
+    private var slotCount = 0
+    private var handlers = UnsafeMutablePointer<Unmanaged<RelayLoopHandler>?>.allocate(capacity: 1)
+    private var generations = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
+    /// Handlers unregistered during the current batch of events, released when it ends: the loop calls handlers
+    /// without retaining them, so one unregistered while it runs must stay alive until it returns.
+    private var retired: [RelayLoopHandler] = []
+    private var hasRetired = false
     private var timers = TimerHeap()
     private var timerSequence: UInt64 = 0
     private var stopped = false
@@ -118,18 +127,39 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
     /// Watches `fd` for the given `CPOOL64_EPOLL*` events. Loop thread only.
     func register(_ fd: Int32, _ handler: RelayLoopHandler, events: UInt32) -> Bool {
         let i = Int(fd)
-        if i >= handlers.count {
-            let n = max(i + 1, handlers.count * 2, 64)
-            handlers.append(contentsOf: repeatElement(nil, count: n - handlers.count))
-            generations.append(contentsOf: repeatElement(0, count: n - generations.count))
-        }
+        if i >= slotCount { growSlots(to: max(i + 1, slotCount * 2, 64)) }
+        retire(i)
         generations[i] &+= 1
-        handlers[i] = handler
+        handlers[i] = .passRetained(handler)
         if cpool64_epoll_ctl(epfd, Int32(CPOOL64_EPOLL_CTL_ADD), fd, events, token(fd)) != 0 {
-            handlers[i] = nil
+            retire(i)
             return false
         }
         return true
+    }
+
+    private func growSlots(to n: Int) {
+        let h = UnsafeMutablePointer<Unmanaged<RelayLoopHandler>?>.allocate(capacity: n)
+        let g = UnsafeMutablePointer<UInt32>.allocate(capacity: n)
+        if slotCount > 0 {
+            h.moveInitialize(from: handlers, count: slotCount)
+            g.moveInitialize(from: generations, count: slotCount)
+        }
+        (h + slotCount).initialize(repeating: nil, count: n - slotCount)
+        (g + slotCount).initialize(repeating: 0, count: n - slotCount)
+        handlers.deallocate()
+        generations.deallocate()
+        handlers = h
+        generations = g
+        slotCount = n
+    }
+
+    /// Empties slot `i`; its handler is released when the current batch of events ends.
+    private func retire(_ i: Int) {
+        guard let h = handlers[i] else { return }
+        handlers[i] = nil
+        retired.append(h.takeRetainedValue())
+        hasRetired = true
     }
 
     /// Changes the events watched for `fd`.
@@ -142,9 +172,9 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
     /// from the epoll set and the `EPOLL_CTL_DEL` system call is skipped (one per short connection).
     func unregister(_ fd: Int32, closing: Bool = false) {
         let i = Int(fd)
-        guard i < handlers.count else { return }
+        guard i < slotCount else { return }
         if !closing { _ = cpool64_epoll_ctl(epfd, Int32(CPOOL64_EPOLL_CTL_DEL), fd, 0, 0) }
-        handlers[i] = nil
+        retire(i)
         // Events for the old registration still in this batch must not reach a new socket with the same number.
         generations[i] &+= 1
     }
@@ -176,14 +206,20 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
                     }
                     let fd = Int(UInt32(truncatingIfNeeded: d))
                     let gen = UInt32(truncatingIfNeeded: d >> 32)
-                    guard fd < handlers.count, generations[fd] == gen, let h = handlers[fd] else { continue }
+                    guard fd < slotCount, generations[fd] == gen, let h = handlers[fd] else { continue }
+                    // Called without a retain and a release per event: `retired` keeps a handler alive until the
+                    // batch ends if it is unregistered while it runs.
                     let ev = events[k]
                     if ev & UInt32(CPOOL64_EPOLLIN | CPOOL64_EPOLLERR | CPOOL64_EPOLLHUP | CPOOL64_EPOLLRDHUP) != 0 {
-                        h.readable()
+                        h._withUnsafeGuaranteedRef { $0.readable() }
                     }
-                    if ev & UInt32(CPOOL64_EPOLLOUT) != 0, generations[fd] == gen, let h2 = handlers[fd] {
-                        h2.writable()
+                    if ev & UInt32(CPOOL64_EPOLLOUT) != 0, generations[fd] == gen {
+                        h._withUnsafeGuaranteedRef { $0.writable() }
                     }
+                }
+                if hasRetired {
+                    hasRetired = false
+                    retired.removeAll(keepingCapacity: true)
                 }
             }
             runTimers()

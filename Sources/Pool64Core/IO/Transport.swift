@@ -53,7 +53,7 @@ protocol TransportDelegate: AnyObject {
 /// to `send(2)`; only bytes the kernel did not take are kept (and watched for `EPOLLOUT`). `send`/`recv` rather than
 /// `write`/`read`: they skip the VFS layer, and `MSG_NOSIGNAL` turns a write to a closed peer into EPIPE instead of
 /// SIGPIPE.
-final class SocketConnection: Transport, RelayLoopHandler {
+final class SocketConnection: RelayLoopHandler, Transport {
     let fd: Int32
     // unowned(unsafe): the loop outlives every socket on it (see ClientSession.proxy).
     unowned(unsafe) let loop: RelayLoop
@@ -128,7 +128,7 @@ final class SocketConnection: Transport, RelayLoopHandler {
         return bytes.count
     }
 
-    func writable() {
+    override func writable() {
         guard isOpen, var p = pending else { return }
         while p.readableBytes > 0 {
             let n = p.withUnsafeReadableBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -167,7 +167,7 @@ final class SocketConnection: Transport, RelayLoopHandler {
         loop.modify(fd, events: events)
     }
 
-    func readable() {
+    override func readable() {
         guard isOpen, let d = delegate else { return }
         let fd = self.fd
         // One in-place access to the loop's read buffer for the whole read: calling buffer methods on the class

@@ -78,7 +78,7 @@ public final class BoundListener: RelayLoopHandler, @unchecked Sendable {
         _ = loop.register(fd, self, events: UInt32(CPOOL64_EPOLLIN))
     }
 
-    func readable() {
+    override func readable() {
         guard open else { return }
         var peer = cpool64_peer()
         // Bounded so a flood of connections cannot starve the sockets already open.
@@ -114,7 +114,7 @@ public final class BoundListener: RelayLoopHandler, @unchecked Sendable {
         }
     }
 
-    func writable() {}
+    override func writable() {}
 
     /// Stops accepting and closes the socket. Any thread.
     public func close() {

@@ -169,7 +169,9 @@ extension ClientSession {
     func attached(_ server: ServerConnection) {
         self.server = server
         waiting = false
-        borrowOutput()
+        // No output buffer borrowed here: runs go to the socket from the read buffer, and `out` is written only
+        // for fake responses, leftovers and pool64's own messages (`sendToClient` borrows; a fake written to the
+        // shared empty buffer gets storage of its own by copy-on-write).
         synchronizeParameters(server)
         if let f = pendingFrame {
             pendingFrame = nil

@@ -69,7 +69,9 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
         parametersKeyCache = proxy.parameterSets.number(for: parameters)
         return parametersKeyCache
     }
-    var pool: Pool?
+    // unowned(unsafe): pools are never removed, so they outlive their clients (see `proxy`); a strong reference
+    // cost a retain and a release on every read of it, several per transaction.
+    unowned(unsafe) var pool: Pool?
     var server: ServerConnection?
     var waiting = false
     var waitStarted: NIODeadline?
@@ -191,6 +193,7 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
             flushToClient()
             transport?.send(f)
         } else {
+            borrowOutput()
             out.writeBuffer(&f)
         }
     }
