@@ -16,6 +16,9 @@ public final class ProxyCore: @unchecked Sendable {
     /// Current settings; replaced by `reload(_:)` on SIGHUP. Read on the proxy loop.
     public private(set) var config: Configuration
     public let logger: Logger
+    /// Whether `logger` passes debug messages, re-read by the once-a-second tick (the level can be reloaded): the
+    /// per-connection debug lines check this Bool instead of copying a logger and asking its handler each time.
+    private(set) var logsDebug: Bool
     /// Runs every client and plaintext server socket and all proxy state.
     public let loop: RelayLoop
     /// Runs TLS channels (NIOSSL clients, libpq TLS servers); their plaintext hops to `loop`. Started on first use
@@ -47,6 +50,7 @@ public final class ProxyCore: @unchecked Sendable {
         self.config = config
         self.loop = loop
         self.logger = logger
+        logsDebug = logger.logLevel <= .debug
         self.planner = planner
         connectionString = try ConnectionString(parsing: config.databaseURL)
         credentials = try Self.loadCredentials(config: config, url: connectionString)
@@ -253,6 +257,7 @@ public final class ProxyCore: @unchecked Sendable {
 
     private func tick() {
         let now = NIODeadline.now()
+        logsDebug = logger.logLevel <= .debug
         if config.clientLoginTimeout > 0, !loggingIn.isEmpty {
             let limit = TimeAmount.nanoseconds(Int64(config.clientLoginTimeout * 1e9))
             for s in Array(loggingIn.values) where now - s.connectedAt > limit {

@@ -17,16 +17,25 @@ enum SecureRandom {
 
     static func bytes(_ count: Int) -> [UInt8] {
         if count > 1024 { return fresh(count) }
-        return pool.withLockedValue { p in
+        return take(count) { Array($0) }
+    }
+
+    /// Runs `body` on the next `count` unspent bytes of the pool (at most 1024), then spends them.
+    private static func take<R>(_ count: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        pool.withLockedValue { p in
             if p.used + count > p.bytes.count {
                 p.bytes = fresh(p.bytes.count)
                 p.used = 0
             }
-            let out = Array(p.bytes[p.used..<(p.used + count)])
-            // Spent bytes are overwritten so they do not linger in memory.
-            for i in p.used..<(p.used + count) { p.bytes[i] = 0 }
+            let start = p.used
             p.used += count
-            return out
+            return p.bytes.withUnsafeMutableBytes { all in
+                let mine = UnsafeMutableRawBufferPointer(rebasing: all[start..<(start + count)])
+                let r = body(UnsafeRawBufferPointer(mine))
+                // Spent bytes are overwritten so they do not linger in memory.
+                mine.initializeMemory(as: UInt8.self, repeating: 0)
+                return r
+            }
         }
     }
 
@@ -54,7 +63,6 @@ enum SecureRandom {
     }
 
     static func int32() -> Int32 {
-        let b = bytes(4)
-        return Int32(bitPattern: UInt32(b[0]) | UInt32(b[1]) << 8 | UInt32(b[2]) << 16 | UInt32(b[3]) << 24)
+        take(4) { $0.loadUnaligned(as: Int32.self) }
     }
 }

@@ -62,6 +62,7 @@ extension ClientSession {
 
     private func startupReceived(minor: UInt16, params: [(String, String)]) {
         var unrecognized: [String] = []
+        parameters.reserveCapacity(params.count)
         for (k, v) in params {
             switch k {
             case "user": user = v
@@ -101,15 +102,12 @@ extension ClientSession {
             authenticated()
         case .scramSHA256 where credential?.scram != nil || credential == nil,
             .md5 where credential?.md5 == nil && credential != nil:
-            out.writeAuthentication(10) { b in
-                b.writeNullTerminatedString("SCRAM-SHA-256")
-                b.writeInteger(UInt8(0))
-            }
+            out.writeBytes(ByteBuffer.authenticationSASLSCRAM)
             phase = .scram(SCRAMLogin(SCRAMServerExchange(secret: credential?.scram)))
             flushToClient()
         case .scramSHA256, .md5:
             let salt = SecureRandom.bytes(4)
-            out.writeAuthentication(5) { b in b.writeBytes(salt) }
+            out.writeAuthentication(5, payload: salt)
             phase = .md5(salt: salt, credential)
             flushToClient()
         }
@@ -178,12 +176,12 @@ extension ClientSession {
                     }
                     let data = len > 0 ? body.readBytes(length: Int(len)) ?? [] : []
                     let serverFirst = try login.exchange.receiveClientFirst(data)
-                    out.writeAuthentication(11) { $0.writeBytes(serverFirst) }
+                    out.writeAuthentication(11, payload: serverFirst)
                     flushToClient()
                 } else {
                     let data = body.readBytes(length: body.readableBytes) ?? []
                     let serverFinal = try login.exchange.receiveClientFinal(data)
-                    out.writeAuthentication(12) { $0.writeBytes(serverFinal) }
+                    out.writeAuthentication(12, payload: serverFinal)
                     authenticated()
                 }
             } catch {

@@ -123,7 +123,7 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
 
     /// The socket is open; the login clock starts (checked by the proxy's once-a-second tick).
     func connected() {
-        if proxy.logger.logLevel <= .debug { logger.debug("client connected") }
+        if proxy.logsDebug { logger.debug("client connected") }
         proxy.loggingIn[id] = self
     }
 
@@ -231,7 +231,9 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
     /// Sends an error (FATAL closes the connection) and closes.
     func fail(_ error: ErrorFields, reason: String) {
         guard case .closed = phase else {
-            logger.debug("closing client", metadata: ["reason": "\(reason)", "sqlstate": "\(error.sqlstate)"])
+            if proxy.logsDebug {
+                logger.debug("closing client", metadata: ["reason": "\(reason)", "sqlstate": "\(error.sqlstate)"])
+            }
             closeReason = reason
             out.writeErrorResponse(error)
             flushToClient()
@@ -264,6 +266,6 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
             self.server = nil
             pool.release(server, needsReset: !transactionMode || pinned)
         }
-        logger.debug("client closed", metadata: ["reason": "\(reason)"])
+        if proxy.logsDebug { logger.debug("client closed", metadata: ["reason": "\(reason)"]) }
     }
 }

@@ -49,30 +49,66 @@ extension ByteBuffer {
         }
     }
 
-    /// Authentication request (`R`) with its subtype code and payload.
-    public mutating func writeAuthentication(_ code: Int32, payload: (inout ByteBuffer) -> Void = { _ in }) {
-        writeMessage(BackendType.authentication) { b in
-            b.writeInteger(code)
-            payload(&b)
+    /// Authentication request (`R`) with its subtype code and payload (SASL data, MD5 salt; empty for
+    /// AuthenticationOk).
+    public mutating func writeAuthentication(_ code: Int32, payload: [UInt8] = []) {
+        writeDirect(9 + payload.count) { p in
+            p.storeBytes(of: BackendType.authentication, as: UInt8.self)
+            p.storeBytes(of: Int32(8 + payload.count).bigEndian, toByteOffset: 1, as: Int32.self)
+            p.storeBytes(of: code.bigEndian, toByteOffset: 5, as: Int32.self)
+            payload.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: p[9...]).copyMemory(from: $0) }
         }
     }
 
+    /// AuthenticationSASL offering SCRAM-SHA-256 only, encoded once.
+    public static let authenticationSASLSCRAM: [UInt8] = {
+        var b = ByteBuffer()
+        b.writeAuthentication(10, payload: Array("SCRAM-SHA-256".utf8) + [0, 0])
+        return Array(b.readableBytesView)
+    }()
+
     public mutating func writeParameterStatus(_ name: String, _ value: String) {
-        writeMessage(BackendType.parameterStatus) { b in
-            b.writeNullTerminatedString(name)
-            b.writeNullTerminatedString(value)
+        var name = name
+        var value = value
+        name.withUTF8 { n in
+            value.withUTF8 { v in
+                writeDirect(7 + n.count + v.count) { p in
+                    p.storeBytes(of: BackendType.parameterStatus, as: UInt8.self)
+                    p.storeBytes(of: Int32(6 + n.count + v.count).bigEndian, toByteOffset: 1, as: Int32.self)
+                    UnsafeMutableRawBufferPointer(rebasing: p[5...]).copyMemory(from: UnsafeRawBufferPointer(n))
+                    p[5 + n.count] = 0
+                    UnsafeMutableRawBufferPointer(rebasing: p[(6 + n.count)...]).copyMemory(from: UnsafeRawBufferPointer(v))
+                    p[6 + n.count + v.count] = 0
+                }
+            }
         }
     }
 
     public mutating func writeBackendKeyData(processID: Int32, secretKey: Int32) {
-        writeMessage(BackendType.backendKeyData) { b in
-            b.writeInteger(processID)
-            b.writeInteger(secretKey)
+        writeDirect(13) { p in
+            p.storeBytes(of: BackendType.backendKeyData, as: UInt8.self)
+            p.storeBytes(of: Int32(12).bigEndian, toByteOffset: 1, as: Int32.self)
+            p.storeBytes(of: processID.bigEndian, toByteOffset: 5, as: Int32.self)
+            p.storeBytes(of: secretKey.bigEndian, toByteOffset: 9, as: Int32.self)
         }
     }
 
     public mutating func writeReadyForQuery(_ status: TransactionStatus) {
-        writeMessage(BackendType.readyForQuery) { b in b.writeInteger(status.rawValue) }
+        writeDirect(6) { p in
+            p.storeBytes(of: BackendType.readyForQuery, as: UInt8.self)
+            p.storeBytes(of: Int32(5).bigEndian, toByteOffset: 1, as: Int32.self)
+            p[5] = status.rawValue
+        }
+    }
+
+    /// Appends exactly `count` bytes that `body` stores into the buffer's memory: one capacity check and no generic
+    /// integer write per field (those cost ~150 instructions each, a dozen per login).
+    @inlinable
+    public mutating func writeDirect(_ count: Int, _ body: (UnsafeMutableRawBufferPointer) -> Void) {
+        writeWithUnsafeMutableBytes(minimumWritableBytes: count) { p in
+            body(UnsafeMutableRawBufferPointer(rebasing: p[..<count]))
+            return count
+        }
     }
 
     /// NegotiateProtocolVersion (`v`): the newest minor version supported and the options not recognised.
@@ -86,8 +122,10 @@ extension ByteBuffer {
 
     /// A message with an empty body (ParseComplete, BindComplete, CloseComplete, NoData…).
     public mutating func writeEmptyMessage(_ type: UInt8) {
-        writeInteger(type)
-        writeInteger(Int32(4))
+        writeDirect(5) { p in
+            p.storeBytes(of: type, as: UInt8.self)
+            p.storeBytes(of: Int32(4).bigEndian, toByteOffset: 1, as: Int32.self)
+        }
     }
 }
 

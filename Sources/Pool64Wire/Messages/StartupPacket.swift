@@ -59,6 +59,7 @@ public enum StartupPacket: Sendable, Equatable {
                     detail: "unsupported frontend protocol \(major).\(minor): server supports 3.0", sqlstate: "0A000")
             }
             var parameters: [(String, String)] = []
+            parameters.reserveCapacity(8)
             while true {
                 guard let key = packet.readNullTerminatedString() else {
                     throw WireError(.malformed, message: "StartupMessage", detail: "missing terminator")
