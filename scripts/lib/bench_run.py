@@ -572,9 +572,11 @@ def profile(args) -> int:
             die(f"callgrind_control -i on failed: {r.stdout}{r.stderr}")
         total_tx = 0
         for mode in args.profile_modes.split(","):
-            # "churn" is -M simple with a new connection per transaction (pgbench -C)
-            flags = ["-M", "simple", "-C"] if mode == "churn" else ["-M", mode]
-            r = subprocess.run([f"{PG_BIN}/pgbench", "-n", "-S", *flags, "-j", "2", "-c", "10", "-T", str(duration),
+            # "churn" is -M simple with a new connection per transaction (pgbench -C); "tpcb" the TPC-B-like
+            # read-write script at -c 50 as in the benchmark (seven statements per transaction, clients queue)
+            flags = {"churn": ["-S", "-M", "simple", "-C", "-c", "10"],
+                     "tpcb": ["-M", "simple", "-c", "50"]}.get(mode, ["-S", "-M", mode, "-c", "10"])
+            r = subprocess.run([f"{PG_BIN}/pgbench", "-n", *flags, "-j", "2", "-T", str(duration),
                                 "-h", "127.0.0.1", "-p", str(svc.p64_port), "-U", USER, DB],
                                env=svc.client_env(), capture_output=True, text=True)
             m = re.search(r"number of transactions actually processed: (\d+)", r.stdout)
@@ -700,7 +702,7 @@ def main() -> int:
     ap.add_argument("--output", default=None, help="also write the markdown report here")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--profile", action="store_true", help="callgrind profile of pool64 under pgbench -S instead")
-    ap.add_argument("--profile-modes", default="simple,extended", help="pgbench -M modes run under --profile (churn: -M simple -C)")
+    ap.add_argument("--profile-modes", default="simple,extended", help="pgbench -M modes run under --profile (churn: -M simple -C; tpcb: the TPC-B-like script at -c 50)")
     ap.add_argument("--soak", type=int, default=0, help="memory soak for this many seconds instead of the set")
     ap.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -174,7 +174,9 @@ final class SocketConnection: RelayLoopHandler, Transport {
         // property one by one made the compiler retain and release its storage around each.
         let n = loop.withReadBuffer { buffer -> Int in
             buffer.clear()
-            let n = buffer.withUnsafeMutableWritableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
+            // After clear() the whole storage is writable; NIO's writable-bytes view would slice it with a generic,
+            // non-inlined dropFirst on every read.
+            let n = buffer.withVeryUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
             guard n > 0 else { return n }
             buffer.moveWriterIndex(forwardBy: n)
             d.received(buffer)

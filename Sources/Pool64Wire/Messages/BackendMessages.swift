@@ -105,10 +105,11 @@ extension ByteBuffer {
     /// integer write per field (those cost ~150 instructions each, a dozen per login).
     @inlinable
     public mutating func writeDirect(_ count: Int, _ body: (UnsafeMutableRawBufferPointer) -> Void) {
-        writeWithUnsafeMutableBytes(minimumWritableBytes: count) { p in
-            body(UnsafeMutableRawBufferPointer(rebasing: p[..<count]))
-            return count
-        }
+        reserveCapacity(minimumWritableBytes: count)
+        let at = writerIndex
+        // The whole storage plus an offset: NIO's writable-bytes view slices with a generic, non-inlined dropFirst.
+        withVeryUnsafeMutableBytes { all in body(UnsafeMutableRawBufferPointer(start: all.baseAddress! + at, count: count)) }
+        moveWriterIndex(forwardBy: count)
     }
 
     /// NegotiateProtocolVersion (`v`): the newest minor version supported and the options not recognised.
