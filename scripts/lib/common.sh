@@ -12,6 +12,7 @@ export PATH="$P64_SWIFT_BIN:$P64_PG_BIN:$PATH"
 P64_DEBIAN_PACKAGES=(
     postgresql-15 postgresql-client-15 libpq-dev libssl-dev pgbouncer
     python3 python3-psycopg python3-asyncpg python3-pytest python3-yaml python3-prometheus-client
+    libpostgresql-jdbc-java default-jdk-headless
     tayga unbound iproute2 pkg-config
 )
 
