@@ -89,13 +89,14 @@ def test_set_keeps_working_for_the_client_that_set_it(pool64):
     a.terminate()
 
 
+@pytest.mark.parametrize("mode", ["transaction", "session"])
 @pytest.mark.parametrize("reset", ["reset all", "reset application_name", "discard all"])
-def test_reset_returns_to_the_clients_startup_values(pool64, request, reset):
+def test_reset_returns_to_the_clients_startup_values(pool64, request, reset, mode):
     # PostgreSQL's session defaults include the startup packet, so RESET brings back what the client logged in with,
     # not the pool connection's own values. Pool size 1 and a second client in between so the server connection has
     # been leased to someone else with other parameters.
     pgbouncer_xfail(request, "PgBouncer 1.18 resets to its server connection's values", strict=False)
-    proxy = pool64("transaction", pool_size=1, query_wait_timeout=30)
+    proxy = pool64(mode, pool_size=1 if mode == "transaction" else 2, query_wait_timeout=30)
     a = WireClient(proxy.host, proxy.port)
     a.login(application_name="startapp", TimeZone="Asia/Tokyo")
     other = WireClient(proxy.host, proxy.port)

@@ -79,7 +79,8 @@ extension ClientSession {
             var expectation: Expectation? = nil
             switch type {
             case FrontendType.query:
-                if transactionMode, Self.queryMightAffectSession(query: raw) { return .stop }
+                // Session mode looks too: RESET ALL / DISCARD ALL there must also restore the client's own values.
+                if Self.queryMightAffectSession(query: raw) { return .stop }
                 expectation = .query(swallow: false)
             case FrontendType.execute:
                 expectation = .execute
@@ -234,7 +235,7 @@ extension ClientSession {
             pool.stats.totalReceived &+= UInt64(bytes.readableBytes)
             switch type {
             case FrontendType.query:
-                if transactionMode { inspect(query: bytes, server) }
+                inspect(query: bytes, server)
                 server.queue(bytes)
                 server.tracker.expect(.query(swallow: false), out: &out)
                 if parametersReset { resynchronizeParameters(server) }
@@ -415,8 +416,14 @@ extension ClientSession {
     }
 
     private func stateEffect(_ sql: String) -> SessionStateDetector.Effect? {
-        guard transactionMode else { return nil }
-        return SessionStateDetector.effect(of: sql)
+        let effect = SessionStateDetector.effect(of: sql)
+        if transactionMode { return effect }
+        // Session mode: the client keeps its server connection, so nothing needs pinning; RESET and DISCARD ALL still
+        // return that connection to the pool's startup values instead of the client's.
+        switch effect {
+        case .reset, .discardAll: return effect
+        default: return nil
+        }
     }
 
     private func apply(_ effect: SessionStateDetector.Effect, _ server: ServerConnection) {
