@@ -7,13 +7,14 @@ client C checks again. Either pinning or restoring state passes; leaking fails.
 """
 
 import concurrent.futures
+import struct
 import time
 import uuid
 
 import psycopg
 import pytest
 
-from harness import WireClient, pgbouncer_xfail
+from harness import WireClient, message, pgbouncer_xfail
 
 pytestmark = pytest.mark.issue3
 
@@ -119,6 +120,34 @@ def test_reset_returns_to_the_clients_startup_values(pool64, request, reset, mod
     a.query("rollback")
     assert a.scalar("show application_name") == "startapp"
     other.terminate()
+    a.terminate()
+
+
+def test_extended_protocol_reset_restores_within_the_transaction(pool64, request):
+    # RESET ALL as Parse/Bind/Execute/Sync (as JDBC sends every statement): the restore goes behind that Sync, so
+    # the next statement of the same transaction (same server connection) already sees the startup value.
+    pgbouncer_xfail(request, "PgBouncer 1.18 resets to its server connection's values", strict=False)
+    proxy = pool64("transaction", pool_size=1, query_wait_timeout=30)
+    a = WireClient(proxy.host, proxy.port)
+    a.login(application_name="startapp")
+    a.query("begin")
+    a.query("set application_name = 'changed'")
+    a.send(message(b"P", b"\0reset all\0" + struct.pack("!h", 0))
+           + message(b"B", b"\0\0" + struct.pack("!hhh", 0, 0, 0))
+           + message(b"E", b"\0" + struct.pack("!i", 0)) + message(b"S"))
+    tags = []
+    while True:
+        tag, payload = a.recv_message()
+        tags.append(tag)
+        if tag == b"S":
+            k, v, _ = payload.split(b"\0", 2)
+            a.parameters[k.decode()] = v.decode()
+        if tag == b"Z":
+            break
+    assert tags[:3] == [b"1", b"2", b"C"], tags
+    assert a.scalar("show application_name") == "startapp"
+    assert a.parameters["application_name"] == "startapp"
+    a.query("rollback")
     a.terminate()
 
 

@@ -131,12 +131,6 @@ public struct SCRAMServerExchange: Sendable {
         return found
     }
 
-    /// Byte equality through memcmp (the generic `elementsEqual` cost ~1,000 instructions per login).
-    private static func same(_ a: ArraySlice<UInt8>, _ b: [UInt8]) -> Bool {
-        guard a.count == b.count, !b.isEmpty else { return a.count == b.count }
-        return a.withUnsafeBytes { x in b.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 } }
-    }
-
     /// Handles client-first-message (`n,,n=…,r=…`); returns server-first-message.
     public mutating func receiveClientFirst(_ message: [UInt8]) throws(Failure) -> [UInt8] {
         guard case .awaitingClientFirst = state else { throw .malformed("unexpected client-first-message") }
@@ -190,7 +184,7 @@ public struct SCRAMServerExchange: Sendable {
         guard let proof = Base64.decode(message[(cut + 3)...]), proof.count == 32 else {
             throw .malformed("invalid proof")
         }
-        guard let gotNonce = Self.attribute(UInt8(ascii: "r"), in: withoutProof), Self.same(gotNonce, nonce) else {
+        guard let gotNonce = Self.attribute(UInt8(ascii: "r"), in: withoutProof), gotNonce.withUnsafeBytes({ constantTimeEqual($0, nonce) }) else {
             throw .malformed("nonce mismatch")
         }
         authMessage += withoutProof

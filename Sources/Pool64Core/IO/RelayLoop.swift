@@ -47,6 +47,8 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
     /// Handlers unregistered during the current batch of events, released when it ends: the loop calls handlers
     /// without retaining them, so one unregistered while it runs must stay alive until it returns.
     private var retired: [RelayLoopHandler] = []
+    /// `!retired.isEmpty`, kept as a Bool: the loop checks it after every batch, and reading the array would retain
+    /// its buffer each time.
     private var hasRetired = false
     private var timers = TimerHeap()
     private var timerSequence: UInt64 = 0

@@ -30,8 +30,7 @@ public enum Listener {
     }
 
     static func open(_ a: ListenAddress, logger: Logger) throws -> Int32 {
-        var host = a.host
-        if host == "localhost" { host = "127.0.0.1" }
+        let host = a.host
         let v6only: Int32 = a.isIPv6 ? (a.isIPv6Wildcard ? 0 : 1) : -1
         var fd = cpool64_listen(host, Int32(a.port), v6only, 4096)
         if fd == -EAFNOSUPPORT || fd == -EADDRNOTAVAIL, a.isIPv6Wildcard {
@@ -113,8 +112,6 @@ public final class BoundListener: RelayLoopHandler, @unchecked Sendable {
             if open { loop.modify(fd, events: UInt32(CPOOL64_EPOLLIN)) }
         }
     }
-
-    override func writable() {}
 
     /// Stops accepting and closes the socket. Any thread.
     public func close() {

@@ -372,14 +372,12 @@ final class Pool: @unchecked Sendable {
                 if let client = server.client {
                     // During pool64's own SETs, adopt the server's spelling of a value the client asked for
                     // (`ISO` → `ISO, MDY`) so the next lease does not SET it again.
-                    if !server.tracker.isSwallowing {
-                        client.parameterChanged(name, value)
-                    } else if let seen = client.parameters[name] {
-                        client.parameterChanged(name, value)
-                        // A swallowed SET that changes what the client last saw (its startup value coming back after
-                        // RESET ALL) is news to the client, as PostgreSQL would report it.
-                        if seen != value { client.sendToClient(frame) }
-                    }
+                    let swallowing = server.tracker.isSwallowing
+                    let seen = client.parameters[name]
+                    if !swallowing || seen != nil { client.parameterChanged(name, value) }
+                    // A swallowed SET that changes what the client last saw (its startup value coming back after
+                    // RESET ALL) is news to the client, as PostgreSQL would report it.
+                    if swallowing, let seen, seen != value { client.sendToClient(frame) }
                 }
             }
         case BackendType.errorResponse:

@@ -85,6 +85,8 @@ extension ClientSession {
             case FrontendType.execute:
                 expectation = .execute
             case FrontendType.sync:
+                // An extended-protocol RESET is waiting for this Sync to restore the client's values (`process`).
+                if self.parametersReset { return .stop }
                 expectation = .sync
             case FrontendType.flush:
                 break
@@ -464,8 +466,8 @@ extension ClientSession {
     /// it (swallowed; its ParameterStatus messages reach the client, see `Pool.serverMessage`). Extended-protocol
     /// RESETs wait for their Sync so nothing is injected inside a Parse/Bind/Execute sequence.
     private func resynchronizeParameters(_ server: ServerConnection) {
+        // `apply` changed server.parameters, which already cleared server.syncedParametersKey.
         parametersReset = false
-        server.syncedParametersKey = nil
         synchronizeParameters(server)
     }
 

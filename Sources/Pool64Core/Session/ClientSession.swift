@@ -160,7 +160,8 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
     }
 
     /// Borrows a spare output buffer from the loop unless one is held (flushToClient gives it back between
-    /// transactions): logins answer every message and a transaction writes to it, so neither allocates one.
+    /// transactions): logins answer every message, and a transaction writes to it only for fakes and leftovers
+    /// (`sendToClient`), so neither allocates one.
     func borrowOutput() {
         if out.capacity == 0 { out = proxy.loop.takeBuffer() }
     }
