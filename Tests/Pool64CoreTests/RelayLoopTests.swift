@@ -58,10 +58,10 @@ import Testing
         var bytes: [UInt8] = []
         var closed: String?? = nil
         var writability: [Bool] = []
-        func received(_ buffer: ByteBuffer) { bytes += buffer.readableBytesView }
-        func readComplete() {}
-        func writabilityChanged(_ writable: Bool) { writability.append(writable) }
-        func transportClosed(_ error: String?) { closed = .some(error) }
+        override func received(_ buffer: ByteBuffer) { bytes += buffer.readableBytesView }
+        override func readComplete() {}
+        override func writabilityChanged(_ writable: Bool) { writability.append(writable) }
+        override func transportClosed(_ error: String?) { closed = .some(error) }
     }
 
     /// A SocketConnection on `loop` over one end of a socketpair, reporting to a Recorder; the other end is the
@@ -226,5 +226,11 @@ import Testing
         }
         q.removeAll()
         #expect(q.isEmpty && q.first == nil)
+        // Spilled, cleared, reused: order still holds.
+        for i in 0..<20 { q.append(kinds[i % kinds.count]) }
+        q.removeAll()
+        q.append(.sync)
+        q.append(.query(swallow: true))
+        #expect(q.count == 2 && q.removeFirst() == .sync && q.first == .query(swallow: true))
     }
 }

@@ -563,7 +563,8 @@ def profile(args) -> int:
         subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", shim, os.path.join(HERE, "bench_sigsuspend_shim.c")],
                        check=True)
         svc.start_pool64(wrapper=["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                                  "--instr-atstart=no"], extra_env={"LD_PRELOAD": shim})
+                                  "--instr-atstart=no", *(["--dump-instr=yes"] if args.profile_instr else [])],
+                          extra_env={"LD_PRELOAD": shim})
         # warm-up outside the measurement (pool fill, first-use initialisation), then collect only the steady state
         subprocess.run([f"{PG_BIN}/pgbench", "-n", "-S", "-j", "2", "-c", "10", "-T", "3", "-h", "127.0.0.1",
                         "-p", str(svc.p64_port), "-U", USER, DB], env=svc.client_env(), capture_output=True)
@@ -701,6 +702,9 @@ def main() -> int:
     ap.add_argument("--json", default=None, help="write raw results here")
     ap.add_argument("--output", default=None, help="also write the markdown report here")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--profile-instr", action="store_true",
+                    help="with --profile: record costs per instruction (callgrind --dump-instr=yes), to find call sites "
+                         "with objdump")
     ap.add_argument("--profile", action="store_true", help="callgrind profile of pool64 under pgbench -S instead")
     ap.add_argument("--profile-modes", default="simple,extended", help="pgbench -M modes run under --profile (churn: -M simple -C; tpcb: the TPC-B-like script at -c 50)")
     ap.add_argument("--soak", type=int, default=0, help="memory soak for this many seconds instead of the set")

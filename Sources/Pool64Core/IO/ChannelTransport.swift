@@ -31,8 +31,6 @@ final class ChannelTransport: Transport, @unchecked Sendable {
 
     @discardableResult
     /// Always 0: TLS writes go through the channel (`send`).
-    func sendNow(_ bytes: UnsafeRawBufferPointer) -> Int { 0 }
-
     func send(_ bytes: ByteBuffer) -> Bool {
         guard isOpen, bytes.readableBytes > 0 else { return false }
         guard let channel else {

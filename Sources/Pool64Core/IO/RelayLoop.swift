@@ -44,9 +44,10 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
     private var slotCount = 0
     private var handlers = UnsafeMutablePointer<Unmanaged<RelayLoopHandler>?>.allocate(capacity: 1)
     private var generations = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
-    /// Handlers unregistered during the current batch of events, released when it ends: the loop calls handlers
-    /// without retaining them, so one unregistered while it runs must stay alive until it returns.
-    private var retired: [RelayLoopHandler] = []
+    /// Handlers unregistered (and transport delegates detached) during the current batch of events, released when it
+    /// ends: the loop calls handlers, and sockets their delegates, without retaining them, so one dropped while it
+    /// runs must stay alive until it returns.
+    private var retired: [AnyObject] = []
     /// `!retired.isEmpty`, kept as a Bool: the loop checks it after every batch, and reading the array would retain
     /// its buffer each time.
     private var hasRetired = false
@@ -161,6 +162,12 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
         guard let h = handlers[i] else { return }
         handlers[i] = nil
         retired.append(h.takeRetainedValue())
+        hasRetired = true
+    }
+
+    /// Keeps `object` alive until the current batch of events ends (something may be calling it unretained).
+    func keepUntilBatchEnds(_ object: AnyObject) {
+        retired.append(object)
         hasRetired = true
     }
 

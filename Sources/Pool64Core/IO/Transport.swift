@@ -14,9 +14,6 @@ protocol Transport: AnyObject {
     /// transport kept a reference to `bytes` (so the caller's storage is not free for reuse).
     @discardableResult
     func send(_ bytes: ByteBuffer) -> Bool
-    /// Writes from memory the caller owns when nothing is queued ahead: returns how many bytes went out (0 when
-    /// something is queued or the transport cannot write directly); the caller queues the rest with `send`.
-    func sendNow(_ bytes: UnsafeRawBufferPointer) -> Int
     /// Pauses or resumes reading (backpressure).
     func setReading(_ on: Bool)
     /// Closes; the delegate hears `transportClosed` on a later turn of the loop.
@@ -24,29 +21,34 @@ protocol Transport: AnyObject {
 }
 
 extension MessageFramer {
-    /// Sends up to the next `n` bytes (whole messages accepted by `scanMessages`) to `transport` straight from the
-    /// read buffer (`Transport.sendNow`) and consumes what went out; returns how many are left in the framer for the
-    /// caller to queue. Pass nil when something is queued ahead of them (then all `n` are left).
-    mutating func sendNow(_ n: Int, to transport: Transport?) -> Int {
-        guard let transport else { return n }
+    /// Sends up to the next `n` bytes (whole messages accepted by `scanMessages`) to `socket` straight from the
+    /// read buffer (`SocketConnection.sendNow`) and consumes what went out; returns how many are left in the framer
+    /// for the caller to queue. Pass nil when something is queued ahead of them or the transport is not a plain
+    /// socket (then all `n` are left).
+    mutating func sendNow(_ n: Int, to socket: Unmanaged<SocketConnection>?) -> Int {
+        guard let socket else { return n }
         var left = n
-        consume(upTo: n) { raw in
-            let sent = transport.sendNow(raw)
-            left -= sent
-            return sent
+        socket._withUnsafeGuaranteedRef { socket in
+            consume(upTo: n) { raw in
+                let sent = socket.sendNow(raw)
+                left -= sent
+                return sent
+            }
         }
         return left
     }
 }
 
-/// Receives a transport's events, on the relay loop.
-protocol TransportDelegate: AnyObject {
-    func received(_ buffer: ByteBuffer)
+/// Receives a transport's events, on the relay loop. A base class rather than a protocol (as `RelayLoopHandler`):
+/// `SocketConnection` calls its delegate through `Unmanaged` without a retain and a release per read, which an
+/// existential does not allow.
+class TransportDelegate {
+    func received(_ buffer: ByteBuffer) {}
     /// The end of one read batch: time to flush what the bytes produced.
-    func readComplete()
-    func writabilityChanged(_ writable: Bool)
+    func readComplete() {}
+    func writabilityChanged(_ writable: Bool) {}
     /// The connection is gone (`error` says why when it was not an orderly close or EOF).
-    func transportClosed(_ error: String?)
+    func transportClosed(_ error: String?) {}
 }
 
 /// A non-blocking socket registered with the relay loop: reads land in the loop's shared buffer, writes go straight
@@ -117,6 +119,8 @@ final class SocketConnection: RelayLoopHandler, Transport {
         return true
     }
 
+    /// Writes from memory the caller owns when nothing is queued ahead: returns how many bytes went out (0 when
+    /// something is queued); the caller queues the rest with `send`.
     func sendNow(_ bytes: UnsafeRawBufferPointer) -> Int {
         guard isOpen, pending == nil, bytes.count > 0 else { return 0 }
         let n = Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
@@ -168,22 +172,26 @@ final class SocketConnection: RelayLoopHandler, Transport {
     }
 
     override func readable() {
-        guard isOpen, let d = delegate else { return }
+        guard isOpen, delegate != nil else { return }
+        // The delegate and the loop are used without a retain and a release each per read: the loop outlives every
+        // socket, and `detach` hands the delegate to the loop until the batch of events ends, so one dropped
+        // during its own callback stays alive until the callback returns.
+        let d = Unmanaged.passUnretained(delegate!)
         let fd = self.fd
         // One in-place access to the loop's read buffer for the whole read: calling buffer methods on the class
         // property one by one made the compiler retain and release its storage around each.
-        let n = loop.withReadBuffer { buffer -> Int in
+        let n = Unmanaged.passUnretained(loop)._withUnsafeGuaranteedRef { loop in loop.withReadBuffer { buffer -> Int in
             buffer.clear()
             // After clear() the whole storage is writable; NIO's writable-bytes view would slice it with a generic,
             // non-inlined dropFirst on every read.
             let n = buffer.withVeryUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
             guard n > 0 else { return n }
             buffer.moveWriterIndex(forwardBy: n)
-            d.received(buffer)
+            d._withUnsafeGuaranteedRef { $0.received(buffer) }
             return n
-        }
+        } }
         if n > 0 {
-            d.readComplete()
+            d._withUnsafeGuaranteedRef { $0.readComplete() }
             return
         }
         if n == 0 {
@@ -212,6 +220,8 @@ final class SocketConnection: RelayLoopHandler, Transport {
         isOpen = false
         pending = nil
         loop.unregister(fd, closing: closing && exclusive)
+        // `readable` may be inside a call to the delegate without holding it (see there).
+        if let d = delegate { loop.keepUntilBatchEnds(d) }
         delegate = nil
         return fd
     }

@@ -1,37 +1,64 @@
 /// A response the relay expects from a server, in request order. The queue of these is what lets pool64 add
 /// requests the client never sent (a Parse of a statement the server lacks) and answer requests the server never
 /// saw (a Parse of a statement the server already has) while keeping every response in the order the client expects.
-enum Expectation: Equatable {
+///
+/// A one-byte code rather than an enum with payloads: the relay queues and compares several per transaction, and
+/// a code fits four bits of `ExpectationQueue`'s inline word (compares are byte compares, no witness calls).
+struct Expectation: Equatable, CustomStringConvertible {
+    /// 1...12; 0 is never a valid code (`ExpectationQueue` reads it as "empty").
+    let code: UInt8
+
+    private init(_ code: UInt8) { self.code = code }
+
+    /// From a code stored in `ExpectationQueue` (always a valid one).
+    init(storedCode: UInt8) { self.code = storedCode }
+
     /// ParseComplete; `swallow` when pool64 injected the Parse.
-    case parse(swallow: Bool)
+    static func parse(swallow: Bool) -> Expectation { Expectation(swallow ? 2 : 1) }
     /// ParseComplete the client expects but the server will not send: emit it when it reaches the head.
-    case fakeParseComplete
-    case bind
+    static let fakeParseComplete = Expectation(3)
+    static let bind = Expectation(4)
     /// Ends with RowDescription or NoData.
-    case describe
+    static let describe = Expectation(5)
     /// Ends with CommandComplete, EmptyQueryResponse or PortalSuspended.
-    case execute
+    static let execute = Expectation(6)
     /// CloseComplete; `swallow` when pool64 injected the Close (prepared-statement cache eviction).
-    case close(swallow: Bool)
-    case fakeCloseComplete
+    static func close(swallow: Bool) -> Expectation { Expectation(swallow ? 8 : 7) }
+    static let fakeCloseComplete = Expectation(9)
     /// ReadyForQuery for a Sync.
-    case sync
+    static let sync = Expectation(10)
     /// ReadyForQuery ending a simple Query or FunctionCall; `swallow` for queries pool64 sends itself
     /// (parameter synchronisation, `DISCARD ALL`), whose every response is dropped.
-    case query(swallow: Bool)
+    static func query(swallow: Bool) -> Expectation { Expectation(swallow ? 12 : 11) }
 
-    var isFake: Bool {
-        switch self {
-        case .fakeParseComplete, .fakeCloseComplete: return true
-        case .parse, .bind, .describe, .execute, .close, .sync, .query: return false
-        }
-    }
+    static let allCodes: ClosedRange<UInt8> = 1...12
+
+    var isFake: Bool { code == 3 || code == 9 }
 
     /// Ends at a ReadyForQuery.
-    var isSyncPoint: Bool {
-        switch self {
-        case .sync, .query: return true
-        case .parse, .fakeParseComplete, .bind, .describe, .execute, .close, .fakeCloseComplete: return false
+    var isSyncPoint: Bool { code >= 10 }
+
+    /// A ParseComplete or CloseComplete pool64 asked for itself and drops.
+    var isSwallowedParseOrClose: Bool { code == 2 || code == 8 }
+
+    var isParse: Bool { code == 1 || code == 2 }
+    var isClose: Bool { code == 7 || code == 8 }
+
+    var description: String {
+        switch code {
+        case 1: return "parse"
+        case 2: return "parse(swallow)"
+        case 3: return "fakeParseComplete"
+        case 4: return "bind"
+        case 5: return "describe"
+        case 6: return "execute"
+        case 7: return "close"
+        case 8: return "close(swallow)"
+        case 9: return "fakeCloseComplete"
+        case 10: return "sync"
+        case 11: return "query"
+        case 12: return "query(swallow)"
+        default: return "invalid(\(code))"
         }
     }
 }

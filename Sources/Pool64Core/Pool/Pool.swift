@@ -328,37 +328,42 @@ final class Pool: @unchecked Sendable {
     /// (ParameterStatus, ErrorResponse, messages to drop, fake responses waiting, streamed rows), which the
     /// message-at-a-time path then handles; a ReadyForQuery ends the run and is handled here as that path would.
     private func forwardRuns(_ server: ServerConnection) {
-        while let client = server.client {
-            // What ends the run: a ReadyForQuery (taken or dropped) or a message to drop, both after tracker.receive.
-            var ready: Bool? = nil
-            var drop = 0
-            let run = server.framer.scanMessages { type, raw in
-                if server.tracker.hasFakes || server.tracker.isSwallowing { return .stop }
-                switch type {
-                case BackendType.parameterStatus, BackendType.errorResponse:
-                    return .stop
-                case BackendType.readyForQuery:
-                    let forward = server.tracker.receive(type, readyStatus: raw[5]) == .forward
-                    ready = forward
-                    if forward { return .takeAndStop }
-                    drop = raw.count
-                    return .stop
-                default:
-                    if server.tracker.receive(type) == .forward { return .take }
-                    // Dropped (a response to a request pool64 injected): what came before goes, this one does not.
-                    drop = raw.count
-                    return .stop
-                }
+        // The client through Unmanaged: no retain and release per read. A client lives until its close task runs on
+        // a later turn, whatever happens here.
+        while let client = server.unretainedClient, client._withUnsafeGuaranteedRef({ forwardRun(server, to: $0) }) {}
+    }
+
+    /// One run of `forwardRuns`; true when another may follow (a ReadyForQuery or a dropped message ended this one).
+    private func forwardRun(_ server: ServerConnection, to client: ClientSession) -> Bool {
+        // What ends the run: a ReadyForQuery (taken or dropped) or a message to drop, both after tracker.receive.
+        var ready: Bool? = nil
+        var drop = 0
+        let run = server.framer.scanMessages { type, raw in
+            if server.tracker.hasFakes || server.tracker.isSwallowing { return .stop }
+            switch type {
+            case BackendType.parameterStatus, BackendType.errorResponse:
+                return .stop
+            case BackendType.readyForQuery:
+                let forward = server.tracker.receive(type, readyStatus: raw[5]) == .forward
+                ready = forward
+                if forward { return .takeAndStop }
+                drop = raw.count
+                return .stop
+            default:
+                if server.tracker.receive(type) == .forward { return .take }
+                // Dropped (a response to a request pool64 injected): what came before goes, this one does not.
+                drop = raw.count
+                return .stop
             }
-            if run > 0 { client.sendRun(from: &server.framer, run) }
-            if drop > 0 { _ = server.framer.take(drop) }
-            if let forwarded = ready {
-                client.emitFakes(from: server)
-                client.readyForQuery(server, forwarded: forwarded)
-                continue
-            }
-            if drop == 0 { return }
         }
+        if run > 0 { client.sendRun(from: &server.framer, run) }
+        if drop > 0 { _ = server.framer.take(drop) }
+        if let forwarded = ready {
+            client.emitFakes(from: server)
+            client.readyForQuery(server, forwarded: forwarded)
+            return true
+        }
+        return drop > 0
     }
 
     private func serverMessage(_ server: ServerConnection, type: UInt8, frame: ByteBuffer) {

@@ -26,9 +26,20 @@ final class ServerConnection: TransportDelegate, @unchecked Sendable {
     let address: String
     let createdAt: NIODeadline
     var lastUsed: NIODeadline
-    var transport: Transport?
+    var transport: Transport? {
+        didSet { socket = (transport as? SocketConnection).map { Unmanaged.passUnretained($0) } }
+    }
+    /// `transport` when it is a plain socket, unretained, for the relay's direct writes (`MessageFramer.sendNow`):
+    /// a reference read from a stored property is retained and released around each use. The socket lives while
+    /// it is `transport` (and until the end of the loop's batch after it is closed).
+    private(set) var socket: Unmanaged<SocketConnection>?
     var state: State = .idle
     var client: ClientSession?
+    /// `client` without a retain (the relay's fast path; a client lives until its close task runs on a later turn).
+    var unretainedClient: Unmanaged<ClientSession>? {
+        guard let c = client else { return nil }
+        return Unmanaged.passUnretained(c)
+    }
     var tracker = ResponseTracker()
     var framer: MessageFramer
     /// Parameter values as the server last reported them, and the values startup gave it.
@@ -87,7 +98,7 @@ final class ServerConnection: TransportDelegate, @unchecked Sendable {
     /// Sends `n` bytes of whole messages from a client's framer: straight from the read buffer when nothing is
     /// queued (no slice, no copy into `outbound`), else queued after what is.
     func sendRun(from framer: inout MessageFramer, _ n: Int) {
-        let left = framer.sendNow(n, to: outbound.readableBytes == 0 ? transport : nil)
+        let left = framer.sendNow(n, to: outbound.readableBytes == 0 ? socket : nil)
         if left > 0 { queue(framer.take(left)) }
     }
 
@@ -156,18 +167,20 @@ final class ServerConnection: TransportDelegate, @unchecked Sendable {
 
     // MARK: TransportDelegate
 
-    func received(_ buffer: ByteBuffer) {
-        pool.serverBytes(self, buffer)
+    // The pool and the client through Unmanaged: a plain call retains and releases each around it (pools live
+    // forever; a leased client is held by its own socket until its close task runs on a later turn).
+    override func received(_ buffer: ByteBuffer) {
+        Unmanaged.passUnretained(pool)._withUnsafeGuaranteedRef { $0.serverBytes(self, buffer) }
     }
 
-    func readComplete() {
-        client?.flushToClient()
+    override func readComplete() {
+        if client != nil { Unmanaged.passUnretained(client!)._withUnsafeGuaranteedRef { $0.flushToClient() } }
         flush()
     }
 
-    func writabilityChanged(_ writable: Bool) {}
+    override func writabilityChanged(_ writable: Bool) {}
 
-    func transportClosed(_ error: String?) {
+    override func transportClosed(_ error: String?) {
         transport = nil
         pool.serverLost(self, reason: error.map { "server connection error: \($0)" } ?? "server closed the connection")
     }

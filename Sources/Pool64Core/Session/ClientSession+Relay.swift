@@ -14,8 +14,10 @@ extension ClientSession {
                 // While waiting for a server the bytes stay in the framer; `attached` resumes here, so they go
                 // out through the fast path instead of being queued message by message.
                 if waiting { return }
-                if let server {
-                    relayRuns(server)
+                if server != nil {
+                    // Unmanaged: no retain and release per read. The pool holds every server it has not closed, and
+                    // nothing on the fast path closes one (a failed write closes on a later turn).
+                    Unmanaged.passUnretained(server!)._withUnsafeGuaranteedRef { relayRuns($0) }
                 } else if let pool, nextMessageNeedsServer() {
                     // Ask for a server without consuming the message: once attached, it leaves through the fast
                     // path together with what follows it (usually the whole transaction's first batch).
@@ -73,7 +75,7 @@ extension ClientSession {
     /// closer look (statement names to map, SQL that may change session state, COPY, Terminate, …), which
     /// `process` then handles one message at a time.
     private func relayRuns(_ server: ServerConnection) {
-        guard let pool else { return }
+        guard let poolRef else { return }
         let transactionMode = self.transactionMode
         let run = framer.scanMessages { type, raw in
             var expectation: Expectation? = nil
@@ -106,7 +108,7 @@ extension ClientSession {
         }
         guard run > 0 else { return }
         if transactionStarted == nil { transactionStarted = proxy.loop.turnTime }
-        pool.stats.totalReceived &+= UInt64(run)
+        poolRef._withUnsafeGuaranteedRef { $0.stats.totalReceived &+= UInt64(run) }
         server.sendRun(from: &framer, run)
     }
 
@@ -185,7 +187,7 @@ extension ClientSession {
         if !readingFrames, self.server === server { readFrames() }
         server.flush()
         flushToClient()
-        server.setReading(transport?.isWritable ?? true)
+        server.setReading(socket?._withUnsafeGuaranteedRef { $0.isWritable } ?? transport?.isWritable ?? true)
     }
 
     /// Makes the server's session parameters match what this client asked for, before its first message.
@@ -473,7 +475,11 @@ extension ClientSession {
 
     /// A ReadyForQuery went through `server`: count it, and hand the server back when the transaction is over.
     func readyForQuery(_ server: ServerConnection, forwarded: Bool) {
-        guard let pool, server.tracker.isIdle || forwarded else { return }
+        guard let poolRef, server.tracker.isIdle || forwarded else { return }
+        poolRef._withUnsafeGuaranteedRef { readyForQuery(server, forwarded: forwarded, pool: $0) }
+    }
+
+    private func readyForQuery(_ server: ServerConnection, forwarded: Bool, pool: Pool) {
         if forwarded {
             pool.stats.totalQueryCount &+= 1
         }

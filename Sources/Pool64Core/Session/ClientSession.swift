@@ -42,7 +42,13 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
     unowned(unsafe) let proxy: ProxyCore
     let id: Int
     /// The client's socket (or TLS channel); nil once closed.
-    var transport: Transport?
+    var transport: Transport? {
+        didSet { socket = (transport as? SocketConnection).map { Unmanaged.passUnretained($0) } }
+    }
+    /// `transport` when it is a plain socket, unretained, for the relay's direct writes (`MessageFramer.sendNow`):
+    /// a reference read from a stored property is retained and released around each use. The socket lives while
+    /// it is `transport` (and until the end of the loop's batch after it is closed).
+    private(set) var socket: Unmanaged<SocketConnection>?
     /// Formatted when something is logged, not per accept.
     let peerAddress: PeerAddress
     var peer: String { peerAddress.description }
@@ -69,9 +75,20 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
         parametersKeyCache = proxy.parameterSets.number(for: parameters)
         return parametersKeyCache
     }
-    // unowned(unsafe): pools are never removed, so they outlive their clients (see `proxy`); a strong reference
-    // cost a retain and a release on every read of it, several per transaction.
-    unowned(unsafe) var pool: Pool?
+    /// The client's pool once authenticated, unretained: pools are never removed, so they outlive their clients.
+    /// Not `unowned(unsafe)` either: the compiler still retains and releases a reference read from a stored property
+    /// around each use (several per transaction); the relay's hot paths call it through `_withUnsafeGuaranteedRef`.
+    private(set) var poolRef: Unmanaged<Pool>?
+    var pool: Pool? {
+        get { poolRef?.takeUnretainedValue() }
+        set { poolRef = newValue.map { Unmanaged.passUnretained($0) } }
+    }
+
+    /// Adds to the pool's count of bytes sent to clients (without a retain; see `poolRef`).
+    @inline(__always)
+    func countSent(_ n: Int) {
+        poolRef?._withUnsafeGuaranteedRef { $0.stats.totalSent &+= UInt64(n) }
+    }
     var server: ServerConnection?
     var waiting = false
     var waitStarted: NIODeadline?
@@ -137,7 +154,7 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
         }
     }
 
-    func received(_ buffer: ByteBuffer) {
+    override func received(_ buffer: ByteBuffer) {
         lastActivity = proxy.loop.turnTime
         switch phase {
         case .startup:
@@ -166,17 +183,19 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
         if out.capacity == 0 { out = proxy.loop.takeBuffer() }
     }
 
-    func readComplete() {
-        server?.flush()
+    override func readComplete() {
+        // Unmanaged: no retain and release per read (the pool holds every server it has not closed, and closing
+        // runs on a later turn).
+        if server != nil { Unmanaged.passUnretained(server!)._withUnsafeGuaranteedRef { $0.flush() } }
         flushToClient()
     }
 
-    func writabilityChanged(_ writable: Bool) {
+    override func writabilityChanged(_ writable: Bool) {
         // Backpressure: stop reading the server while this client cannot take more.
         server?.setReading(writable)
     }
 
-    func transportClosed(_ error: String?) {
+    override func transportClosed(_ error: String?) {
         transport = nil
         if let error, closeReason == nil {
             logger.debug("client connection error", metadata: ["error": "\(error)"])
@@ -189,7 +208,7 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
 
     func sendToClient(_ frame: ByteBuffer) {
         var f = frame
-        pool?.stats.totalSent &+= UInt64(f.readableBytes)
+        countSent(f.readableBytes)
         if f.readableBytes >= 32 * 1024 {
             flushToClient()
             transport?.send(f)
@@ -202,8 +221,8 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
     /// Sends `n` bytes of whole messages from a server's framer: straight from the read buffer when nothing is
     /// queued for this client (no slice, no copy into `out`), else after what is.
     func sendRun(from framer: inout MessageFramer, _ n: Int) {
-        let left = framer.sendNow(n, to: out.readableBytes == 0 ? transport : nil)
-        pool?.stats.totalSent &+= UInt64(n - left)
+        let left = framer.sendNow(n, to: out.readableBytes == 0 ? socket : nil)
+        countSent(n - left)
         if left > 0 { sendToClient(framer.take(left)) }
     }
 
