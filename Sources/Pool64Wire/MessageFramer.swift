@@ -18,6 +18,10 @@ public struct MessageFramer: Sendable {
     /// a read landed in is not kept alive. (An optional rather than a shared empty buffer: a global from this module
     /// costs a `swift_once` call on every use.)
     private var buffer: ByteBuffer?
+    /// `buffer` is storage handed in by `movePending(into:)`: once drained it is kept, cleared, for `takeSpare`.
+    private var bufferIsLent = false
+    /// Lent storage drained and cleared, waiting for its owner to take it back.
+    private var spare: ByteBuffer?
     private var streamingType: UInt8 = 0
     private var streamingRemaining = 0
     /// Largest message accepted (header included); longer lengths are rejected before anything is buffered.
@@ -49,9 +53,62 @@ public struct MessageFramer: Sendable {
         }
     }
 
+    /// Moves pending bytes that sit in a much larger buffer (the relay loop's shared 64 KiB read buffer) into storage
+    /// of their own. Call at the end of a read: a framer that kept a slice of the read buffer (a client waiting for a
+    /// server, a message split across reads) would make the loop allocate a fresh read buffer for its next read;
+    /// copying the few bytes left is far cheaper (callgrind at `pgbench -c 100`: malloc of 64 KiB buffers was ~17%
+    /// of the instructions).
+    public mutating func ownPendingBytes() {
+        guard pendingSharesLargeBuffer else { return }
+        var own = ByteBufferAllocator().buffer(capacity: buffer!.readableBytes)
+        own.writeImmutableBuffer(buffer!)
+        buffer = own
+        bufferIsLent = false
+    }
+
+    /// True when the pending bytes are a small part of a large buffer (see `ownPendingBytes`).
+    // `mutating get`: the framer lives in a class, and a plain getter would copy it (retaining its buffers).
+    public var pendingSharesLargeBuffer: Bool {
+        mutating get {
+        if buffer == nil { return false }
+        return buffer!.capacity >= 16 * 1024 && buffer!.readableBytes * 4 < buffer!.capacity
+        }
+    }
+
+    /// `ownPendingBytes` into storage the caller lends (a cleared spare buffer), with no allocation: when the bytes
+    /// have been consumed the framer keeps the storage, cleared, until `takeSpare` gives it back.
+    // `consuming`: a borrowed argument is still referenced by the caller, so writing to a copy of it would copy its
+    // storage first.
+    public mutating func movePending(into storage: consuming ByteBuffer) {
+        storage.writeImmutableBuffer(buffer!)
+        buffer = consume storage
+        bufferIsLent = true
+    }
+
+    /// Lent storage (`movePending(into:)`) that has been drained, cleared, for its owner to reuse.
+    public mutating func takeSpare() -> ByteBuffer? {
+        if spare == nil { return nil }
+        return spare.take()
+    }
+
+    /// Drops the drained buffer; lent storage goes to `spare` instead (only if nothing else refers to it: slices
+    /// handed out by `take` still do).
+    private mutating func drained(sliced: Bool) {
+        if bufferIsLent {
+            bufferIsLent = false
+            if !sliced {
+                buffer!.clear()
+                spare = buffer.take()
+                return
+            }
+        }
+        buffer = nil
+    }
+
     /// Adds bytes left over from an earlier phase (e.g. startup) in front of nothing else.
     public mutating func prepend(_ leftover: ByteBuffer) {
         guard leftover.readableBytes > 0 else { return }
+        bufferIsLent = false
         if let current = buffer {
             var combined = leftover
             combined.writeImmutableBuffer(current)
@@ -134,14 +191,14 @@ public struct MessageFramer: Sendable {
     public mutating func consume(upTo n: Int, _ body: (UnsafeRawBufferPointer) -> Int) {
         let used = buffer!.withUnsafeReadableBytes { body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         buffer!.moveReaderIndex(forwardBy: used)
-        if buffer!.readableBytes == 0 { buffer = nil }
+        if buffer!.readableBytes == 0 { drained(sliced: false) }
     }
 
     /// The next `n` bytes as a slice; lets go of the storage when nothing is left. `n` must cover whole messages
     /// accepted by `scanMessages`.
     public mutating func take(_ n: Int) -> ByteBuffer {
         let slice = buffer!.readSlice(length: n)!
-        if buffer!.readableBytes == 0 { buffer = nil }
+        if buffer!.readableBytes == 0 { drained(sliced: true) }
         return slice
     }
 }

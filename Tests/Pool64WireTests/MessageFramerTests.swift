@@ -124,4 +124,56 @@ import Testing
         }
         #expect(f.bufferedBytes == 0)
     }
+
+    @Test func ownPendingBytesLetsGoOfALargeReadBuffer() throws {
+        var f = MessageFramer(maximumMessageSize: 1 << 20, streamableTypes: (0, 0))
+        let a = message("Q", Array("SELECT 1".utf8) + [0]), b = message("S", [])
+        var read = ByteBufferAllocator().buffer(capacity: 64 * 1024)
+        read.writeBytes(a + b.prefix(3))
+        f.append(read)
+        f.ownPendingBytes()
+        // The framer no longer shares the read buffer's storage: clearing it for the next read does not copy.
+        let before = read.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        read.clear()
+        let after = read.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        #expect(before == after)
+        // Same bytes, same order, and the rest of the split message completes them.
+        var rest = ByteBuffer()
+        rest.writeBytes(b.dropFirst(3))
+        f.append(rest)
+        guard case .message(let t1, let m1)? = try f.next(), case .message(let t2, _)? = try f.next() else {
+            Issue.record("expected two whole messages")
+            return
+        }
+        #expect(t1 == UInt8(ascii: "Q") && Array(m1.readableBytesView) == a && t2 == UInt8(ascii: "S"))
+        #expect(f.bufferedBytes == 0)
+    }
+
+    @Test func lentStorageComesBackClearedOnceDrained() {
+        var f = MessageFramer(maximumMessageSize: 1 << 20, streamableTypes: (0, 0))
+        let q = message("Q", Array("SELECT 1".utf8) + [0])
+        var read = ByteBufferAllocator().buffer(capacity: 64 * 1024)
+        read.writeBytes(q)
+        f.append(read)
+        let shared = f.pendingSharesLargeBuffer
+        #expect(shared)
+        f.movePending(into: ByteBufferAllocator().buffer(capacity: 1024))
+        let stillShared = f.pendingSharesLargeBuffer, early = f.takeSpare()
+        #expect(!stillShared && early == nil)
+        let run = f.scanMessages { _, _ in .take }
+        f.consume(upTo: run) { raw in
+            #expect(Array(raw) == q)
+            return raw.count
+        }
+        let spare = f.takeSpare(), again = f.takeSpare()
+        #expect(spare?.readableBytes == 0 && (spare?.capacity ?? 0) >= 1024)
+        #expect(again == nil && f.bufferedBytes == 0)
+        // Drained through a slice instead: the slice still uses the storage, so none comes back.
+        read.clear()
+        read.writeBytes(q)
+        f.append(read)
+        f.movePending(into: ByteBufferAllocator().buffer(capacity: 1024))
+        let slice = f.take(q.count), none = f.takeSpare()
+        #expect(Array(slice.readableBytesView) == q && none == nil)
+    }
 }

@@ -576,7 +576,7 @@ def profile(args) -> int:
             # "churn" is -M simple with a new connection per transaction (pgbench -C); "tpcb" the TPC-B-like
             # read-write script at -c 50 as in the benchmark (seven statements per transaction, clients queue)
             flags = {"churn": ["-S", "-M", "simple", "-C", "-c", "10"],
-                     "tpcb": ["-M", "simple", "-c", "50"]}.get(mode, ["-S", "-M", mode, "-c", "10"])
+                     "tpcb": ["-M", "simple", "-c", "50"]}.get(mode, ["-S", "-M", mode, "-c", str(args.profile_clients)])
             r = subprocess.run([f"{PG_BIN}/pgbench", "-n", *flags, "-j", "2", "-T", str(duration),
                                 "-h", "127.0.0.1", "-p", str(svc.p64_port), "-U", USER, DB],
                                env=svc.client_env(), capture_output=True, text=True)
@@ -702,6 +702,8 @@ def main() -> int:
     ap.add_argument("--json", default=None, help="write raw results here")
     ap.add_argument("--output", default=None, help="also write the markdown report here")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--profile-clients", type=int, default=10,
+                    help="with --profile: pgbench -c for the simple/extended/prepared modes (default 10)")
     ap.add_argument("--profile-instr", action="store_true",
                     help="with --profile: record costs per instruction (callgrind --dump-instr=yes), to find call sites "
                          "with objdump")

@@ -18,11 +18,11 @@ extension ClientSession {
                     // Unmanaged: no retain and release per read. The pool holds every server it has not closed, and
                     // nothing on the fast path closes one (a failed write closes on a later turn).
                     Unmanaged.passUnretained(server!)._withUnsafeGuaranteedRef { relayRuns($0) }
-                } else if let pool, nextMessageNeedsServer() {
+                } else if let poolRef, nextMessageNeedsServer() {
                     // Ask for a server without consuming the message: once attached, it leaves through the fast
                     // path together with what follows it (usually the whole transaction's first batch).
                     waiting = true
-                    pool.acquire(self)
+                    poolRef._withUnsafeGuaranteedRef { $0.acquire(self) }
                     continue
                 }
             case .scram, .md5: break
@@ -185,6 +185,7 @@ extension ClientSession {
         // The rest of what the client sent meanwhile is still in the framer (unless this runs inside
         // readFrames, which goes on by itself).
         if !readingFrames, self.server === server { readFrames() }
+        if var spare = framer.takeSpare() { proxy.loop.recycle(&spare) }
         server.flush()
         flushToClient()
         server.setReading(socket?._withUnsafeGuaranteedRef { $0.isWritable } ?? transport?.isWritable ?? true)
