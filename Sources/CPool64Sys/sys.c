@@ -11,9 +11,18 @@
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int cpool64_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+long cpool64_send(int fd, const void *buf, unsigned long len, int flags) {
+    return syscall(SYS_sendto, fd, buf, len, flags, NULL, 0);
+}
+
+long cpool64_recv(int fd, void *buf, unsigned long len, int flags) {
+    return syscall(SYS_recvfrom, fd, buf, len, flags, NULL, NULL);
+}
 
 int cpool64_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
     struct epoll_event ev;

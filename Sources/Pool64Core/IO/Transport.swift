@@ -54,7 +54,8 @@ class TransportDelegate {
 /// A non-blocking socket registered with the relay loop: reads land in the loop's shared buffer, writes go straight
 /// to `send(2)`; only bytes the kernel did not take are kept (and watched for `EPOLLOUT`). `send`/`recv` rather than
 /// `write`/`read`: they skip the VFS layer, and `MSG_NOSIGNAL` turns a write to a closed peer into EPIPE instead of
-/// SIGPIPE.
+/// SIGPIPE; called as plain system calls (`cpool64_send`/`cpool64_recv`), without glibc's cancellation-point
+/// bookkeeping.
 final class SocketConnection: RelayLoopHandler, Transport {
     let fd: Int32
     // unowned(unsafe): the loop outlives every socket on it (see ClientSession.proxy).
@@ -101,7 +102,7 @@ final class SocketConnection: RelayLoopHandler, Transport {
             checkWritability()
             return false
         }
-        let n = bytes.withUnsafeReadableBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        let n = bytes.withUnsafeReadableBytes { cpool64_send(fd, $0.baseAddress, UInt($0.count), Int32(MSG_NOSIGNAL)) }
         if n == bytes.readableBytes { return false }
         if n < 0 {
             let e = errno
@@ -123,7 +124,7 @@ final class SocketConnection: RelayLoopHandler, Transport {
     /// something is queued); the caller queues the rest with `send`.
     func sendNow(_ bytes: UnsafeRawBufferPointer) -> Int {
         guard isOpen, pending == nil, bytes.count > 0 else { return 0 }
-        let n = Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+        let n = cpool64_send(fd, bytes.baseAddress, UInt(bytes.count), Int32(MSG_NOSIGNAL))
         if n >= 0 { return n }
         let e = errno
         if e == EAGAIN || e == EWOULDBLOCK || e == EINTR { return 0 }
@@ -135,7 +136,7 @@ final class SocketConnection: RelayLoopHandler, Transport {
     override func writable() {
         guard isOpen, var p = pending else { return }
         while p.readableBytes > 0 {
-            let n = p.withUnsafeReadableBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let n = p.withUnsafeReadableBytes { cpool64_send(fd, $0.baseAddress, UInt($0.count), Int32(MSG_NOSIGNAL)) }
             if n > 0 {
                 p.moveReaderIndex(forwardBy: n)
                 continue
@@ -184,7 +185,7 @@ final class SocketConnection: RelayLoopHandler, Transport {
             buffer.clear()
             // After clear() the whole storage is writable; NIO's writable-bytes view would slice it with a generic,
             // non-inlined dropFirst on every read.
-            let n = buffer.withVeryUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
+            let n = buffer.withVeryUnsafeMutableBytes { cpool64_recv(fd, $0.baseAddress, UInt($0.count), 0) }
             guard n > 0 else { return n }
             buffer.moveWriterIndex(forwardBy: n)
             d._withUnsafeGuaranteedRef { $0.received(buffer) }
