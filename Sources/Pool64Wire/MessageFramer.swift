@@ -53,30 +53,21 @@ public struct MessageFramer: Sendable {
         }
     }
 
-    /// Moves pending bytes that sit in a much larger buffer (the relay loop's shared 64 KiB read buffer) into storage
-    /// of their own. Call at the end of a read: a framer that kept a slice of the read buffer (a client waiting for a
-    /// server, a message split across reads) would make the loop allocate a fresh read buffer for its next read;
-    /// copying the few bytes left is far cheaper (callgrind at `pgbench -c 100`: malloc of 64 KiB buffers was ~17%
-    /// of the instructions).
-    public mutating func ownPendingBytes() {
-        guard pendingSharesLargeBuffer else { return }
-        var own = ByteBufferAllocator().buffer(capacity: buffer!.readableBytes)
-        own.writeImmutableBuffer(buffer!)
-        buffer = own
-        bufferIsLent = false
-    }
-
-    /// True when the pending bytes are a small part of a large buffer (see `ownPendingBytes`).
+    /// True when the pending bytes are a small part of a large buffer (a slice of the relay loop's shared 64 KiB read
+    /// buffer, see `movePending(into:)`).
     // `mutating get`: the framer lives in a class, and a plain getter would copy it (retaining its buffers).
     public var pendingSharesLargeBuffer: Bool {
         mutating get {
-        if buffer == nil { return false }
-        return buffer!.capacity >= 16 * 1024 && buffer!.readableBytes * 4 < buffer!.capacity
+            if buffer == nil { return false }
+            return buffer!.capacity >= 16 * 1024 && buffer!.readableBytes * 4 < buffer!.capacity
         }
     }
 
-    /// `ownPendingBytes` into storage the caller lends (a cleared spare buffer), with no allocation: when the bytes
-    /// have been consumed the framer keeps the storage, cleared, until `takeSpare` gives it back.
+    /// Moves the pending bytes into storage the caller lends (a cleared spare buffer). Call at the end of a read when
+    /// `pendingSharesLargeBuffer`: a framer that kept a slice of the read buffer (a client waiting for a server, a
+    /// message split across reads) would make the loop allocate a fresh read buffer for its next read (callgrind at
+    /// `pgbench -c 100`: malloc of 64 KiB buffers was ~17 % of the instructions). Once the bytes are consumed the
+    /// framer keeps the storage, cleared, until `takeSpare` gives it back.
     // `consuming`: a borrowed argument is still referenced by the caller, so writing to a copy of it would copy its
     // storage first.
     public mutating func movePending(into storage: consuming ByteBuffer) {
@@ -84,6 +75,9 @@ public struct MessageFramer: Sendable {
         buffer = consume storage
         bufferIsLent = true
     }
+
+    /// True when there is something for `takeSpare` or `movePending(into:)` to do (one check per read on the relay).
+    public var holdsSpareOrSharedBytes: Bool { mutating get { spare != nil || pendingSharesLargeBuffer } }
 
     /// Lent storage (`movePending(into:)`) that has been drained, cleared, for its owner to reuse.
     public mutating func takeSpare() -> ByteBuffer? {
@@ -93,6 +87,8 @@ public struct MessageFramer: Sendable {
 
     /// Drops the drained buffer; lent storage goes to `spare` instead (only if nothing else refers to it: slices
     /// handed out by `take` still do).
+    // Inlined: it runs every time a read's messages are used up, and was one assignment before lending existed.
+    @inline(__always)
     private mutating func drained(sliced: Bool) {
         if bufferIsLent {
             bufferIsLent = false

@@ -125,13 +125,13 @@ import Testing
         #expect(f.bufferedBytes == 0)
     }
 
-    @Test func ownPendingBytesLetsGoOfALargeReadBuffer() throws {
+    @Test func movePendingLetsGoOfALargeReadBuffer() throws {
         var f = MessageFramer(maximumMessageSize: 1 << 20, streamableTypes: (0, 0))
         let a = message("Q", Array("SELECT 1".utf8) + [0]), b = message("S", [])
         var read = ByteBufferAllocator().buffer(capacity: 64 * 1024)
         read.writeBytes(a + b.prefix(3))
         f.append(read)
-        f.ownPendingBytes()
+        f.movePending(into: ByteBufferAllocator().buffer(capacity: 1024))
         // The framer no longer shares the read buffer's storage: clearing it for the next read does not copy.
         let before = read.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
         read.clear()

@@ -30,7 +30,6 @@ final class ChannelTransport: Transport, @unchecked Sendable {
     var closeFuture: EventLoopFuture<Void>? { channel?.closeFuture }
 
     @discardableResult
-    /// Always 0: TLS writes go through the channel (`send`).
     func send(_ bytes: ByteBuffer) -> Bool {
         guard isOpen, bytes.readableBytes > 0 else { return false }
         guard let channel else {

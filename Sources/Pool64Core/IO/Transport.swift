@@ -37,6 +37,23 @@ extension MessageFramer {
         }
         return left
     }
+
+    /// At the end of a read: gives lent storage that has drained back to `loop`, and moves bytes still pending in
+    /// the loop's shared read buffer into a spare buffer from it (`movePending(into:)`).
+    // `loop` as an autoclosure: usually there is nothing to do, and reaching the loop through a connection's pool
+    // retains and releases each reference on the way, once per read.
+    mutating func releaseReadBuffer(to loop: @autoclosure () -> RelayLoop) {
+        guard holdsSpareOrSharedBytes else { return }
+        let loop = loop()
+        giveBackSpare(to: loop)
+        if pendingSharesLargeBuffer { movePending(into: loop.takeBuffer()) }
+    }
+
+    /// Gives lent storage that has drained back to `loop` (an idle client holds none).
+    mutating func giveBackSpare(to loop: @autoclosure () -> RelayLoop) {
+        guard holdsSpareOrSharedBytes, var spare = takeSpare() else { return }
+        loop().recycle(&spare)
+    }
 }
 
 /// Receives a transport's events, on the relay loop. A base class rather than a protocol (as `RelayLoopHandler`):

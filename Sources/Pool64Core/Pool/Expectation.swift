@@ -5,7 +5,7 @@
 /// A one-byte code rather than an enum with payloads: the relay queues and compares several per transaction, and
 /// a code fits four bits of `ExpectationQueue`'s inline word (compares are byte compares, no witness calls).
 struct Expectation: Equatable, CustomStringConvertible {
-    /// 1...12; 0 is never a valid code (`ExpectationQueue` reads it as "empty").
+    /// 1...12 (0 is never a valid code).
     let code: UInt8
 
     private init(_ code: UInt8) { self.code = code }
@@ -30,8 +30,6 @@ struct Expectation: Equatable, CustomStringConvertible {
     /// ReadyForQuery ending a simple Query or FunctionCall; `swallow` for queries pool64 sends itself
     /// (parameter synchronisation, `DISCARD ALL`), whose every response is dropped.
     static func query(swallow: Bool) -> Expectation { Expectation(swallow ? 12 : 11) }
-
-    static let allCodes: ClosedRange<UInt8> = 1...12
 
     var isFake: Bool { code == 3 || code == 9 }
 

@@ -25,7 +25,7 @@ struct ResponseTracker {
     var hasFakes: Bool { mutating get { fakes > 0 } }
 
     /// True while the head request is a query pool64 sent for itself.
-    var isSwallowing: Bool { mutating get { expected.firstCode == Expectation.query(swallow: true).code } }
+    var isSwallowing: Bool { mutating get { expected.first == .query(swallow: true) } }
 
     /// Records a request; a fake response with nothing outstanding before it is written to `out` at once.
     mutating func expect(_ e: Expectation, out: inout ByteBuffer) {
@@ -57,14 +57,13 @@ struct ResponseTracker {
 
     /// Decides the fate of a server message of `type`; for ReadyForQuery pass its status byte.
     mutating func receive(_ type: UInt8, readyStatus: UInt8 = 0) -> Decision {
-        // 0 when nothing is outstanding (never a valid code).
-        let head = expected.firstCode
-        let swallowing = head == Expectation.query(swallow: true).code
+        let head = expected.first
+        let swallowing = head == .query(swallow: true)
         switch type {
         case BackendType.readyForQuery:
             transactionStatus = TransactionStatus(rawValue: readyStatus) ?? .failed
             // Requests the server skipped after an error never get responses; a ReadyForQuery ends them.
-            if head != 0 && !Expectation(storedCode: head).isSyncPoint { dropToSyncPoint() }
+            if let head, !head.isSyncPoint { dropToSyncPoint() }
             if !expected.isEmpty { dropHead() }
             return swallowing ? .drop : .forward
         case BackendType.errorResponse:
@@ -74,21 +73,21 @@ struct ResponseTracker {
             dropToSyncPoint()
             return .forward
         case BackendType.parseComplete:
-            if head != 0, Expectation(storedCode: head).isParse {
+            if let head, head.isParse {
                 expected.removeFirst()
-                return Expectation(storedCode: head).isSwallowedParseOrClose ? .drop : .forward
+                return head.isSwallowedParseOrClose ? .drop : .forward
             }
         case BackendType.bindComplete:
-            if head == Expectation.bind.code { expected.removeFirst() }
+            if head == .bind { expected.removeFirst() }
         case BackendType.closeComplete:
-            if head != 0, Expectation(storedCode: head).isClose {
+            if let head, head.isClose {
                 expected.removeFirst()
-                return Expectation(storedCode: head).isSwallowedParseOrClose ? .drop : .forward
+                return head.isSwallowedParseOrClose ? .drop : .forward
             }
         case BackendType.rowDescription, BackendType.noData:
-            if head == Expectation.describe.code { expected.removeFirst() }
+            if head == .describe { expected.removeFirst() }
         case BackendType.commandComplete, BackendType.emptyQueryResponse, BackendType.portalSuspended:
-            if head == Expectation.execute.code { expected.removeFirst() }
+            if head == .execute { expected.removeFirst() }
         default:
             break
         }
@@ -119,8 +118,8 @@ struct ExpectationQueue {
 
     var count: Int { inlineCount + spillCount }
     var isEmpty: Bool { inlineCount == 0 }
-    /// The head's code, or 0 when the queue is empty.
-    var firstCode: UInt8 { UInt8(truncatingIfNeeded: inline & 0xF) }
+    /// The head's code (meaningless when the queue is empty).
+    private var firstCode: UInt8 { UInt8(truncatingIfNeeded: inline & 0xF) }
     var first: Expectation? { inlineCount == 0 ? nil : Expectation(storedCode: firstCode) }
 
     // Inlined: the relay appends and removes several per transaction, and the call cost more than the shift.

@@ -171,7 +171,7 @@ final class ServerConnection: TransportDelegate, @unchecked Sendable {
     // forever; a leased client is held by its own socket until its close task runs on a later turn).
     override func received(_ buffer: ByteBuffer) {
         Unmanaged.passUnretained(pool)._withUnsafeGuaranteedRef { $0.serverBytes(self, buffer) }
-        framer.ownPendingBytes()
+        framer.releaseReadBuffer(to: pool.proxy.loop)
     }
 
     override func readComplete() {

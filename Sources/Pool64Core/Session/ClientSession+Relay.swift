@@ -185,7 +185,8 @@ extension ClientSession {
         // The rest of what the client sent meanwhile is still in the framer (unless this runs inside
         // readFrames, which goes on by itself).
         if !readingFrames, self.server === server { readFrames() }
-        if var spare = framer.takeSpare() { proxy.loop.recycle(&spare) }
+        // Inside the client's own read its bytes are still in the read buffer: only a drained spare goes back here.
+        framer.giveBackSpare(to: proxy.loop)
         server.flush()
         flushToClient()
         server.setReading(socket?._withUnsafeGuaranteedRef { $0.isWritable } ?? transport?.isWritable ?? true)

@@ -168,13 +168,13 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
             borrowOutput()
             framer.append(buffer)
             readFrames()
-            framer.ownPendingBytes()
+            framer.releaseReadBuffer(to: proxy.loop)
         case .ready:
             framer.append(buffer)
             readFrames()
             // Bytes left in the framer (a client waiting for a server) would keep the loop's 64 KiB read buffer and
-            // make the next read allocate another: move them to a spare buffer, which comes back in `attached`.
-            if framer.pendingSharesLargeBuffer { framer.movePending(into: proxy.loop.takeBuffer()) }
+            // make the next read allocate another: they move to a spare buffer, which comes back in `attached`.
+            framer.releaseReadBuffer(to: proxy.loop)
         case .closed:
             break
         }
