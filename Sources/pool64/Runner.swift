@@ -44,6 +44,13 @@ struct Runner {
             return ReloadableLogHandler(inner: h)
         }
         let logger = Logger(label: "pool64")
+        let wantedFiles = OpenFileLimit.wanted(
+            maxClients: config.maxClientConnections, serverConnections: config.poolSize * 4)
+        if let files = OpenFileLimit.raise(toward: wantedFiles), files.after < wantedFiles {
+            logger.warning(
+                "open file limit is below what max-client-conn needs; raise the hard limit (ulimit -Hn)",
+                metadata: ["limit": "\(files.after)", "wanted": "\(wantedFiles)", "max_client_conn": "\(config.maxClientConnections)"])
+        }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         // One relay loop runs every client and server socket: no locks or hops on the relay (DESIGN "Facts").

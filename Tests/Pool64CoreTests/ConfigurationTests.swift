@@ -108,3 +108,20 @@ import Pool64Resolver
         #expect(throws: ConnectionStringError.self) { try ConnectionString(parsing: "password='open") }
     }
 }
+
+@Suite struct OpenFileLimitTests {
+    @Test func wantedCoversClientsServersAndSpare() {
+        #expect(OpenFileLimit.wanted(maxClients: 10_000, serverConnections: 80) == 10_208)
+    }
+
+    @Test func neverLowersAndStopsAtTheHardLimit() throws {
+        // Asking for less than the current soft limit changes nothing.
+        let same = try #require(OpenFileLimit.raise(toward: 0))
+        #expect(same.after == same.before)
+        #expect(same.after <= same.hard)
+        // Asking for more than the hard limit gets the hard limit (soft limits may rise freely up to it).
+        let most = try #require(OpenFileLimit.raise(toward: Int(Int32.max)))
+        #expect(most.after == max(most.before, min(most.hard, OpenFileLimit.ceiling)))
+        #expect(most.before >= same.after)
+    }
+}
