@@ -107,6 +107,14 @@ int cpool64_listen(const char *host, int port, int v6only, int backlog) {
     if (fd < 0) return -errno;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+#ifdef TCP_DEFER_ACCEPT
+    // A connection becomes acceptable when its first bytes (the startup packet or SSLRequest) arrive, so pool64
+    // reads them in the same loop turn as the accept instead of one epoll round later (PgBouncer's
+    // tcp_defer_accept does the same). One second: a client that connects and stays silent is accepted after
+    // the first SYN-ACK retransmission and then meets client-login-timeout as before.
+    int defer = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof defer);
+#endif
     if (family == AF_INET6 && v6only >= 0) {
         if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) != 0) {
             int e = errno;

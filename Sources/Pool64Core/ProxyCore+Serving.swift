@@ -19,6 +19,9 @@ extension ProxyCore {
             return
         }
         session.connected()
+        // The listener defers accepts until the client's first bytes arrive (TCP_DEFER_ACCEPT): read them now, in
+        // this turn, rather than after another epoll_wait. A client with nothing sent yet costs one EAGAIN.
+        conn.readable()
     }
 
     /// Records the bound listener addresses for stats.

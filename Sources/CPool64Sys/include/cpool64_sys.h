@@ -27,7 +27,8 @@ int cpool64_accept(int listen_fd, cpool64_peer *peer);
 /// The numeric text of a peer's address ("" for an unknown family).
 void cpool64_peer_text(const cpool64_peer *peer, char *host, int host_len);
 
-/// A non-blocking TCP listening socket on a numeric address; `v6only` is -1 to leave IPV6_V6ONLY alone.
+/// A non-blocking TCP listening socket on a numeric address (TCP_DEFER_ACCEPT of 1 s on Linux: connections are
+/// accepted once their first bytes arrive); `v6only` is -1 to leave IPV6_V6ONLY alone.
 /// Returns the descriptor or -errno.
 int cpool64_listen(const char *host, int port, int v6only, int backlog);
 /// The local address of a bound socket as numeric text and port (as `cpool64_accept` gives the peer's);
