@@ -188,6 +188,32 @@ import Testing
         // truncated bodies never match
         #expect(ClientSession.unnamedExpectation(FrontendType.bind, frame(FrontendType.bind, [])) == nil)
     }
+
+    @Test func parseQueryTextIsFoundBehindAnyStatementName() {
+        func query(_ body: [UInt8]) -> String? {
+            var b = ByteBuffer()
+            b.writeInteger(FrontendType.parse)
+            b.writeInteger(Int32(body.count + 4))
+            b.writeBytes(body)
+            return b.withUnsafeReadableBytes { raw in
+                ClientSession.parseQuery(raw).map { String(decoding: $0, as: UTF8.self) }
+            }
+        }
+        let z: [UInt8] = [0]
+        #expect(query(z + Array("RESET ALL".utf8) + z + [0, 0]) == "RESET ALL")
+        #expect(query(Array("s1".utf8) + z + Array("DISCARD ALL".utf8) + z + [0, 0]) == "DISCARD ALL")
+        // A name with no NUL after it has no query; a query cut before its NUL is taken to the end.
+        #expect(query(Array("s1".utf8)) == nil)
+        #expect(query(z + Array("RESET".utf8)) == "RESET")
+        #expect(query([]) == nil)
+        // Session mode looks at named statements too (a RESET prepared under a name).
+        var b = ByteBuffer()
+        b.writeInteger(FrontendType.parse)
+        let body = Array("s1".utf8) + z + Array("reset all".utf8) + z + [0, 0]
+        b.writeInteger(Int32(body.count + 4))
+        b.writeBytes(body)
+        #expect(b.withUnsafeReadableBytes { ClientSession.queryMightAffectSession(parse: $0) })
+    }
 }
 
 /// The latency histogram's export for Prometheus.

@@ -123,11 +123,12 @@ def test_reset_returns_to_the_clients_startup_values(pool64, request, reset, mod
     a.terminate()
 
 
-def test_extended_protocol_reset_restores_within_the_transaction(pool64, request):
+@pytest.mark.parametrize("mode", ["transaction", "session"])
+def test_extended_protocol_reset_restores_within_the_transaction(pool64, request, mode):
     # RESET ALL as Parse/Bind/Execute/Sync (as JDBC sends every statement): the restore goes behind that Sync, so
     # the next statement of the same transaction (same server connection) already sees the startup value.
     pgbouncer_xfail(request, "PgBouncer 1.18 resets to its server connection's values", strict=False)
-    proxy = pool64("transaction", pool_size=1, query_wait_timeout=30)
+    proxy = pool64(mode, pool_size=1, query_wait_timeout=30)
     a = WireClient(proxy.host, proxy.port)
     a.login(application_name="startapp")
     a.query("begin")

@@ -94,6 +94,8 @@ extension ClientSession {
                 break
             case FrontendType.parse, FrontendType.bind, FrontendType.describe, FrontendType.close:
                 if !transactionMode {
+                    // A RESET or DISCARD ALL sent as Parse must restore the client's own values here too.
+                    if type == FrontendType.parse, Self.queryMightAffectSession(parse: raw) { return .stop }
                     expectation = Self.expectation(for: type)
                     break
                 }
@@ -256,6 +258,7 @@ extension ClientSession {
                 if transactionMode {
                     extended(type, bytes, server)
                 } else {
+                    if type == FrontendType.parse { inspect(parse: bytes, server) }
                     server.queue(bytes)
                     server.tracker.expect(Self.expectation(for: type), out: &out)
                 }
@@ -372,13 +375,26 @@ extension ClientSession {
         }
     }
 
-    /// Whether an unnamed Parse's query (its bytes, header included) needs the session-state detector.
+    /// Whether a Parse's query (its bytes, header included) needs the session-state detector.
     static func queryMightAffectSession(parse raw: UnsafeRawBufferPointer) -> Bool {
-        // type, length, empty name (one NUL), then the query up to its NUL
-        guard raw.count > 6, let base = raw.baseAddress else { return false }
-        let q = base + 6
-        let n = memchr(q, 0, raw.count - 6).map { $0 - UnsafeMutableRawPointer(mutating: q) } ?? (raw.count - 6)
-        return SessionStateDetector.mightAffectSession(UnsafeRawBufferPointer(start: q, count: n))
+        guard let q = parseQuery(raw) else { return false }
+        return SessionStateDetector.mightAffectSession(q)
+    }
+
+    /// The query text of a Parse message (header included in `raw`), without decoding: type, length, the statement
+    /// name up to its NUL, then the query up to its NUL. nil when the message is cut short.
+    static func parseQuery(_ raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        guard raw.count > 5, let base = raw.baseAddress else { return nil }
+        // The unnamed statement (the usual case) is one NUL: no scan for the name.
+        var start = 6
+        if raw[5] != 0 {
+            guard let nul = memchr(base + 5, 0, raw.count - 5) else { return nil }
+            start = nul - UnsafeMutableRawPointer(mutating: base) + 1
+        }
+        guard start <= raw.count else { return nil }
+        let q = base + start
+        let n = memchr(q, 0, raw.count - start).map { $0 - UnsafeMutableRawPointer(mutating: q) } ?? (raw.count - start)
+        return UnsafeRawBufferPointer(start: q, count: n)
     }
 
     /// Whether a Query message's text (header included in `raw`) needs the session-state detector.
@@ -414,6 +430,17 @@ extension ClientSession {
         }
         guard suspicious, let sql = frame.getString(at: frame.readerIndex + 5, length: length) else { return }
         if let effect = stateEffect(sql), effect != .none { apply(effect, server) }
+    }
+
+    /// Session mode: a Parse passes through unchanged, but a RESET or DISCARD ALL in it must still bring back the
+    /// client's startup values (`apply`, then `resynchronizeParameters` behind the next Sync).
+    private func inspect(parse frame: ByteBuffer, _ server: ServerConnection) {
+        let sql: String? = frame.withUnsafeReadableBytes { raw in
+            guard let q = Self.parseQuery(raw), SessionStateDetector.mightAffectSession(q) else { return nil }
+            return String(decoding: q, as: UTF8.self)
+        }
+        guard let sql, let effect = stateEffect(sql), effect != .none else { return }
+        apply(effect, server)
     }
 
     private func mightAffectSession(_ sql: String) -> Bool {
