@@ -138,6 +138,34 @@ import Testing
         w.write(to: &out, parameters: ["d": "x", "b": "long value", "a": "y"])
         #expect(out == expected([("a", "y"), ("b", "long value"), ("c", "3"), ("d", "x")]))
     }
+
+    @Test func encodedWelcomesAreKeptByParameterSetNumber() {
+        var w = WelcomeParameters(["a": "1", "b": "2"])
+        func expected(_ pairs: [(String, String)]) -> ByteBuffer {
+            var b = ByteBuffer()
+            for (k, v) in pairs { b.writeParameterStatus(k, v) }
+            return b
+        }
+        var out = ByteBuffer()
+        w.write(to: &out, parameters: ["b": "x"], key: 7)
+        #expect(out == expected([("a", "1"), ("b", "x")]))
+        // Same key, same bytes (the cached copy); another key is encoded for its own parameters.
+        out.clear()
+        w.write(to: &out, parameters: ["b": "x"], key: 7)
+        #expect(out == expected([("a", "1"), ("b", "x")]))
+        out.clear()
+        w.write(to: &out, parameters: [:], key: 8)
+        #expect(out == expected([("a", "1"), ("b", "2")]))
+        // Past the bound the cache starts over and still answers correctly.
+        for k in 100..<(100 + WelcomeParameters.encodedLimit + 5) {
+            out.clear()
+            w.write(to: &out, parameters: ["a": "\(k)"], key: k)
+            #expect(out == expected([("a", "\(k)"), ("b", "2")]))
+        }
+        out.clear()
+        w.write(to: &out, parameters: ["b": "x"], key: 7)
+        #expect(out == expected([("a", "1"), ("b", "x")]))
+    }
 }
 
 @Suite struct Base64Tests {

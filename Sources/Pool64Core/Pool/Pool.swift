@@ -11,6 +11,13 @@ struct WelcomeParameters {
     private var index: [String: Int] = [:]
     /// All entries' messages back to back, in key order (what a client with no overrides gets).
     private var all = ByteBuffer()
+    /// Welcomes already encoded, by `ClientSession.parametersKey` (equal parameters, equal key; keys are never
+    /// reused). Logins from one application send the same startup values, so after the first the welcome is one
+    /// copy instead of a lookup per parameter and a ParameterStatus encoded per override (~2,000 instructions).
+    private var encoded: [Int: ByteBuffer] = [:]
+    /// Bounds `encoded`: clients that each set a unique value (say application_name with a host name in it)
+    /// would otherwise grow it without end.
+    static let encodedLimit = 256
 
     init(_ template: [String: String]) {
         for (k, v) in template.sorted(by: { $0.key < $1.key }) {
@@ -19,6 +26,19 @@ struct WelcomeParameters {
             index[k] = entries.count
             entries.append((k, v, start, all.writerIndex))
         }
+    }
+
+    /// Writes the welcome for a client whose startup asked for `parameters`, numbered `key`.
+    mutating func write(to out: inout ByteBuffer, parameters: [String: String], key: Int) {
+        if let b = encoded[key] {
+            out.writeImmutableBuffer(b)
+            return
+        }
+        var b = ByteBuffer()
+        write(to: &b, parameters: parameters)
+        if encoded.count >= Self.encodedLimit { encoded.removeAll(keepingCapacity: true) }
+        encoded[key] = b
+        out.writeImmutableBuffer(b)
     }
 
     /// Writes the welcome for a client whose startup asked for `parameters`.
@@ -76,7 +96,7 @@ final class Pool: @unchecked Sendable {
         didSet { welcome = WelcomeParameters(template ?? [:]) }
     }
     /// `template` encoded once as the ParameterStatus messages a login sends (not per login).
-    private(set) var welcome = WelcomeParameters([:])
+    var welcome = WelcomeParameters([:])
     var lastDialError: (message: String, sqlstate: String)?
     var nextDialAllowed = NIODeadline.uptimeNanoseconds(0)
     var clients = 0

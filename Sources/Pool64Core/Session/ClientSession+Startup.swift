@@ -217,7 +217,8 @@ extension ClientSession {
     func welcomeReady() {
         guard case .welcome = phase, let pool, pool.template != nil else { return }
         proxy.loggingIn[id] = nil
-        pool.welcome.write(to: &out, parameters: parameters)
+        // The key is needed anyway at the first lease (parameter synchronisation); here it also finds the welcome.
+        pool.welcome.write(to: &out, parameters: parameters, key: parametersKey)
         (processID, secretKey) = proxy.register(self)
         out.writeBackendKeyData(processID: processID, secretKey: secretKey)
         out.writeReadyForQuery(.idle)
