@@ -363,6 +363,9 @@ final class Pool: @unchecked Sendable {
             switch type {
             case BackendType.parameterStatus, BackendType.errorResponse:
                 return .stop
+            case BackendType.dataRow:
+                // Rows complete no request, and nothing is being swallowed (checked above): the tracker has no say.
+                return .take
             case BackendType.readyForQuery:
                 let forward = server.tracker.receive(type, readyStatus: raw[5]) == .forward
                 ready = forward

@@ -383,6 +383,7 @@ extension ClientSession {
 
     /// The query text of a Parse message (header included in `raw`), without decoding: type, length, the statement
     /// name up to its NUL, then the query up to its NUL. nil when the message is cut short.
+    @inline(__always)
     static func parseQuery(_ raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
         guard raw.count > 5, let base = raw.baseAddress else { return nil }
         // The unnamed statement (the usual case) is one NUL: no scan for the name.
