@@ -339,6 +339,16 @@ def run_pgbench(svc: Services, sc: Scenario, target: str, run: int, duration: in
     if sc.connect_each:
         cmd.append("-C")
     cmd.append(DB)
+    if not sc.select_only:
+        # TPC-B updates accounts, tellers and branches and appends to history: without the vacuum pgbench does
+        # itself without -n (plus accounts, as -v), each run would meet the dead rows of the runs before it, and
+        # whichever target runs later in a set would be slowed by its predecessors' writes.
+        r = subprocess.run([f"{PG_BIN}/psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(svc.pg_port), "-U", USER,
+                            "-d", DB, "-c", "VACUUM pgbench_branches", "-c", "VACUUM pgbench_tellers",
+                            "-c", "TRUNCATE pgbench_history", "-c", "VACUUM pgbench_accounts"],
+                           env=svc.client_env(), capture_output=True, text=True, timeout=300)
+        if r.returncode != 0:
+            log(f"vacuum before {sc.name} failed: {r.stderr.strip()}")
     pid = svc.pid(target)
     cpu0 = proc_cpu_seconds(pid) if pid else None
     res.rss_before_kib = proc_rss_kib(pid) if pid else None
@@ -477,9 +487,22 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}×"
 
 
+def paired(p64: list[Result], pgb: list[Result], attr: str) -> str:
+    """pool64/PgBouncer within each set (the two ran back to back, so slow drifts of a shared machine cancel):
+    the median of those ratios and their range."""
+    base = {r.run: getattr(r, attr) for r in pgb if r.status == "ok"}
+    rs = sorted(getattr(r, attr) / base[r.run] for r in p64
+                if r.status == "ok" and getattr(r, attr) and base.get(r.run))
+    if not rs:
+        return "—"
+    if len(rs) == 1:
+        return f"{rs[0]:.2f}×"
+    return f"{statistics.median(rs):.2f}× ({rs[0]:.2f}–{rs[-1]:.2f})"
+
+
 def table(all_results: list[Result], scs: list[Scenario], runs: int) -> str:
-    lines = ["| Scenario | Metric | DIRECT | PgBouncer | pool64 | pool64/PgBouncer |",
-             "|---|---|---:|---:|---:|---:|"]
+    lines = ["| Scenario | Metric | DIRECT | PgBouncer | pool64 | pool64/PgBouncer | per set |",
+             "|---|---|---:|---:|---:|---:|---:|"]
     by = {}
     for r in all_results:
         by.setdefault((r.scenario, r.target), []).append(r)
@@ -498,7 +521,8 @@ def table(all_results: list[Result], scs: list[Scenario], runs: int) -> str:
                 cells["DIRECT"] = (None, "—")
             name = sc.name if i == 0 else ""
             lines.append(f"| {name} | {label} | {cells['DIRECT'][1]} | {cells['PGBOUNCER'][1]} | {cells['POOL64'][1]} "
-                         f"| {ratio(cells['POOL64'][0], cells['PGBOUNCER'][0])} |")
+                         f"| {ratio(cells['POOL64'][0], cells['PGBOUNCER'][0])} "
+                         f"| {paired(g['POOL64'], g['PGBOUNCER'], attr)} |")
     return "\n".join(lines)
 
 
