@@ -67,7 +67,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "Pool64WireTests", dependencies: ["Pool64Wire"]),
-        .testTarget(name: "Pool64CoreTests", dependencies: ["Pool64Core", "Pool64Resolver"]),
+        .testTarget(name: "Pool64CoreTests", dependencies: ["Pool64Core", "Pool64Resolver", "CPool64Sys"]),
         .testTarget(name: "Pool64ResolverTests", dependencies: ["Pool64Resolver"]),
         .testTarget(name: "Pool64AdminTests", dependencies: ["Pool64Admin", "Pool64Resolver"]),
         // epoll, accept4 and listening sockets for the relay loop (Pool64Core/IO), without packed structs in Swift.

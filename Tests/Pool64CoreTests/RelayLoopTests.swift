@@ -1,3 +1,4 @@
+import CPool64Sys
 import Glibc
 import NIOConcurrencyHelpers
 import NIOCore
@@ -258,5 +259,19 @@ import Testing
         q.append(.sync)
         q.append(.query(swallow: true))
         #expect(q.count == 2 && q.removeFirst() == .sync && q.first == .query(swallow: true))
+    }
+}
+
+/// Listening sockets as `cpool64_listen` makes them.
+@Suite struct ListeningSocketTests {
+    @Test func acceptsAreDeferredUntilTheClientSpeaks() throws {
+        let fd = cpool64_listen("127.0.0.1", 0, -1, 16)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var secs: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        #expect(getsockopt(fd, Int32(IPPROTO_TCP), TCP_DEFER_ACCEPT, &secs, &len) == 0)
+        // Linux keeps the option as a count of SYN-ACK retransmissions and reports it back in seconds.
+        #expect(secs > 0)
     }
 }
