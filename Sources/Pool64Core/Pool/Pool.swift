@@ -86,7 +86,7 @@ final class Pool: @unchecked Sendable {
 
     private(set) var idle: [ServerConnection] = []
     private(set) var all: [Int: ServerConnection] = [:]
-    var waiters = CircularBuffer<ClientSession>()
+    var waiters = WaitQueue<ClientSession>()
     var welcomeWaiters: [ClientSession] = []
     /// `/readyz` checks waiting for a dial result.
     var probes: [ReadinessProbe] = []
@@ -162,7 +162,7 @@ final class Pool: @unchecked Sendable {
 
     /// Removes a client that gave up waiting.
     func cancelWait(_ client: ClientSession) {
-        if let i = waiters.firstIndex(where: { $0 === client }) { waiters.remove(at: i) }
+        waiters.remove(client)
         welcomeWaiters.removeAll { $0 === client }
     }
 
@@ -254,6 +254,8 @@ final class Pool: @unchecked Sendable {
 
     /// Starts dials while clients wait and the pool has room.
     func launchDials() {
+        // A full pool is the usual case under load (every wait calls this): decide it before anything else.
+        guard dialing + all.count < proxy.config.poolSize else { return }
         let wanted = max(waiters.count, welcomeWaiters.isEmpty ? 0 : 1, proxy.config.minPoolSize - all.count)
         guard wanted > 0, !proxy.draining else { return }
         guard proxy.loop.turnTime >= nextDialAllowed else { return }
@@ -455,7 +457,7 @@ extension Pool {
         if config.queryWaitTimeout > 0 {
             let limit = TimeAmount.nanoseconds(Int64(config.queryWaitTimeout * 1e9))
             while let c = waiters.first, let started = c.waitStarted, now - started > limit {
-                waiters.removeFirst()
+                waiters.remove(c)
                 c.waiting = false
                 c.fail(
                     ErrorFields.fatal(

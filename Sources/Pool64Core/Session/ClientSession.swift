@@ -20,7 +20,7 @@ final class SCRAMLogin {
 }
 
 /// `@unchecked Sendable`: confined to the proxy event loop.
-final class ClientSession: TransportDelegate, @unchecked Sendable {
+final class ClientSession: TransportDelegate, WaitQueueNode, @unchecked Sendable {
     /// Where the client is in its life.
     enum Phase {
         /// Waiting for StartupMessage (SSLRequest / GSSENCRequest may come first).
@@ -91,6 +91,8 @@ final class ClientSession: TransportDelegate, @unchecked Sendable {
     }
     var server: ServerConnection?
     var waiting = false
+    /// Links for the pool's queue of clients waiting for a server connection.
+    var waitLinks = WaitLinks<ClientSession>()
     var waitStarted: NIODeadline?
     var transactionStarted: NIODeadline?
     /// The message that made this client ask for a server connection; what follows it waits in the framer.
