@@ -3,6 +3,11 @@
 //   pool64 (executable) → Pool64Admin, Pool64Core → Pool64Wire, Pool64Resolver, Pool64Stats, CLibPQ
 import PackageDescription
 
+// Release builds of pool64's own modules drop the dynamic exclusivity checks: they were a third of the relay's
+// instructions per transaction under callgrind (docs/PERFORMANCE.md). Set here, not only in scripts/build-release, so a
+// plain `swift build -c release` gets the same relay. Debug builds and the tests keep the checks.
+let releaseSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "pool64",
     platforms: [.macOS(.v14)],
@@ -23,12 +28,12 @@ let package = Package(
         // libpq, found through pkg-config; used only by the server-connection dialer.
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // Pure value types shared by the core (which fills them) and the admin server (which renders them).
-        .target(name: "Pool64Stats"),
+        .target(name: "Pool64Stats", swiftSettings: releaseSettings),
         // PostgreSQL v3 frontend decoding / backend encoding. No I/O beyond NIOCore's ByteBuffer.
-        .target(name: "Pool64Wire", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
+        .target(name: "Pool64Wire", dependencies: [.product(name: "NIOCore", package: "swift-nio")], swiftSettings: releaseSettings),
         // IPv6-first resolution: DNS stub, NAT64 synthesis (RFC 6052/7050), address policy, Happy Eyeballs; IP
         // address types and the listen-address syntax both listeners share.
-        .target(name: "Pool64Resolver"),
+        .target(name: "Pool64Resolver", swiftSettings: releaseSettings),
         // Listener, client sessions, pools, libpq dialer and the relay.
         .target(
             name: "Pool64Core",
@@ -40,7 +45,8 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
-            ]
+            ],
+            swiftSettings: releaseSettings
         ),
         // HTTP admin listener: /healthz /readyz /stats /metrics.
         .target(
@@ -52,7 +58,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-            ]
+            ],
+            swiftSettings: releaseSettings
         ),
         .executableTarget(
             name: "pool64",
@@ -64,7 +71,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-            ]
+            ],
+            swiftSettings: releaseSettings
         ),
         .testTarget(name: "Pool64WireTests", dependencies: ["Pool64Wire"]),
         .testTarget(name: "Pool64CoreTests", dependencies: ["Pool64Core", "Pool64Resolver", "CPool64Sys"]),
@@ -73,7 +81,7 @@ let package = Package(
         // epoll, accept4 and listening sockets for the relay loop (Pool64Core/IO), without packed structs in Swift.
         .target(name: "CPool64Sys"),
         .target(name: "CPool64TLS", dependencies: ["CLibPQ"], linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
-        .target(name: "Pool64ServerTLS", dependencies: ["CPool64TLS", "CLibPQ", .product(name: "NIOCore", package: "swift-nio")]),
+        .target(name: "Pool64ServerTLS", dependencies: ["CPool64TLS", "CLibPQ", .product(name: "NIOCore", package: "swift-nio")], swiftSettings: releaseSettings),
         .testTarget(name: "Pool64ServerTLSTests", dependencies: ["Pool64ServerTLS", "CLibPQ", .product(name: "NIOPosix", package: "swift-nio")]),
     ]
 )

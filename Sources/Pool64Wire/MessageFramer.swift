@@ -17,13 +17,14 @@ public struct MessageFramer: Sendable {
     /// Unconsumed bytes; nil when there are none, so a framer with nothing pending holds no storage and the buffer
     /// a read landed in is not kept alive. (An optional rather than a shared empty buffer: a global from this module
     /// costs a `swift_once` call on every use.)
-    private var buffer: ByteBuffer?
+    // `@usableFromInline`: `scanMessages` is inlined into the relay (see there).
+    @usableFromInline var buffer: ByteBuffer?
     /// `buffer` is storage handed in by `movePending(into:)`: once drained it is kept, cleared, for `takeSpare`.
     private var bufferIsLent = false
     /// Lent storage drained and cleared, waiting for its owner to take it back.
     private var spare: ByteBuffer?
     private var streamingType: UInt8 = 0
-    private var streamingRemaining = 0
+    @usableFromInline var streamingRemaining = 0
     /// Largest message accepted (header included); longer lengths are rejected before anything is buffered.
     public let maximumMessageSize: Int
     /// Messages at least this long of a streamable type are streamed instead of buffered.
@@ -162,17 +163,22 @@ public struct MessageFramer: Sendable {
     /// Shows `body` each whole message from the start (type and bytes, header included) inside one buffer access and
     /// returns how many bytes form the run it accepted, to be consumed with `take(_:)`. Stops at an incomplete or
     /// invalid message (`next()` reports the latter) and while a message is being streamed.
+    // `@inlinable`: inlined into the relay's callers, `body` is no longer a closure called through a context per
+    // message, and the pointer arithmetic below needs no bounds checks (the loop condition is the bound).
+    @inlinable
     public mutating func scanMessages(_ body: (UInt8, UnsafeRawBufferPointer) -> ScanStep) -> Int {
-        guard streamingRemaining == 0, bufferedBytes >= 5 else { return 0 }
+        guard streamingRemaining == 0, let available = buffer?.readableBytes, available >= 5 else { return 0 }
         let limit = maximumMessageSize
         return buffer!.withUnsafeReadableBytes { raw -> Int in
+            guard let base = raw.baseAddress else { return 0 }
+            let count = raw.count
             var offset = 0
-            while raw.count - offset >= 5 {
-                let type = raw[offset]
-                let length = Int(Int32(bigEndian: raw.loadUnaligned(fromByteOffset: offset + 1, as: Int32.self)))
-                guard length >= 4, length < limit, raw.count - offset > length else { break }
+            while count - offset >= 5 {
+                let type = base.load(fromByteOffset: offset, as: UInt8.self)
+                let length = Int(Int32(bigEndian: base.loadUnaligned(fromByteOffset: offset + 1, as: Int32.self)))
+                guard length >= 4, length < limit, count - offset > length else { break }
                 let end = offset + length + 1
-                switch body(type, UnsafeRawBufferPointer(rebasing: raw[offset..<end])) {
+                switch body(type, UnsafeRawBufferPointer(start: base + offset, count: end - offset)) {
                 case .take: offset = end
                 case .takeAndStop: return end
                 case .stop: return offset
