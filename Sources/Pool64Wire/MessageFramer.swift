@@ -17,12 +17,13 @@ public struct MessageFramer: Sendable {
     /// Unconsumed bytes; nil when there are none, so a framer with nothing pending holds no storage and the buffer
     /// a read landed in is not kept alive. (An optional rather than a shared empty buffer: a global from this module
     /// costs a `swift_once` call on every use.)
-    // `@usableFromInline`: `scanMessages` is inlined into the relay (see there).
+    // `@usableFromInline` (this and the state below): the per-read methods the relay calls (`scanMessages`, `consume`,
+    // `take`, `append`, the spare-buffer checks) are `@inlinable`, so they are compiled into the relay itself.
     @usableFromInline var buffer: ByteBuffer?
     /// `buffer` is storage handed in by `movePending(into:)`: once drained it is kept, cleared, for `takeSpare`.
-    private var bufferIsLent = false
+    @usableFromInline var bufferIsLent = false
     /// Lent storage drained and cleared, waiting for its owner to take it back.
-    private var spare: ByteBuffer?
+    @usableFromInline var spare: ByteBuffer?
     private var streamingType: UInt8 = 0
     @usableFromInline var streamingRemaining = 0
     /// Largest message accepted (header included); longer lengths are rejected before anything is buffered.
@@ -39,10 +40,10 @@ public struct MessageFramer: Sendable {
     }
 
     /// Bytes received but not yet returned as frames.
-    public var bufferedBytes: Int { buffer?.readableBytes ?? 0 }
+    @inlinable public var bufferedBytes: Int { buffer?.readableBytes ?? 0 }
 
     /// Adds received bytes.
-    public mutating func append(_ incoming: ByteBuffer) {
+    @inlinable public mutating func append(_ incoming: ByteBuffer) {
         guard incoming.readableBytes > 0 else { return }
         if buffer == nil {
             buffer = incoming
@@ -57,7 +58,7 @@ public struct MessageFramer: Sendable {
     /// True when the pending bytes are a small part of a large buffer (a slice of the relay loop's shared 64 KiB read
     /// buffer, see `movePending(into:)`).
     // `mutating get`: the framer lives in a class, and a plain getter would copy it (retaining its buffers).
-    public var pendingSharesLargeBuffer: Bool {
+    @inlinable public var pendingSharesLargeBuffer: Bool {
         mutating get {
             if buffer == nil { return false }
             return buffer!.capacity >= 16 * 1024 && buffer!.readableBytes * 4 < buffer!.capacity
@@ -78,7 +79,7 @@ public struct MessageFramer: Sendable {
     }
 
     /// True when there is something for `takeSpare` or `movePending(into:)` to do (one check per read on the relay).
-    public var holdsSpareOrSharedBytes: Bool { mutating get { spare != nil || pendingSharesLargeBuffer } }
+    @inlinable public var holdsSpareOrSharedBytes: Bool { mutating get { spare != nil || pendingSharesLargeBuffer } }
 
     /// Lent storage (`movePending(into:)`) that has been drained, cleared, for its owner to reuse.
     public mutating func takeSpare() -> ByteBuffer? {
@@ -89,8 +90,8 @@ public struct MessageFramer: Sendable {
     /// Drops the drained buffer; lent storage goes to `spare` instead (only if nothing else refers to it: slices
     /// handed out by `take` still do).
     // Inlined: it runs every time a read's messages are used up, and was one assignment before lending existed.
-    @inline(__always)
-    private mutating func drained(sliced: Bool) {
+    @inlinable @inline(__always)
+    mutating func drained(sliced: Bool) {
         if bufferIsLent {
             bufferIsLent = false
             if !sliced {
@@ -190,7 +191,7 @@ public struct MessageFramer: Sendable {
 
     /// Shows `body` the next `n` bytes (whole messages accepted by `scanMessages`) without consuming them; `body`
     /// returns how many of them to consume. Lets the relay send a run straight from the read buffer.
-    public mutating func consume(upTo n: Int, _ body: (UnsafeRawBufferPointer) -> Int) {
+    @inlinable public mutating func consume(upTo n: Int, _ body: (UnsafeRawBufferPointer) -> Int) {
         let used = buffer!.withUnsafeReadableBytes { body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         buffer!.moveReaderIndex(forwardBy: used)
         if buffer!.readableBytes == 0 { drained(sliced: false) }
@@ -198,7 +199,7 @@ public struct MessageFramer: Sendable {
 
     /// The next `n` bytes as a slice; lets go of the storage when nothing is left. `n` must cover whole messages
     /// accepted by `scanMessages`.
-    public mutating func take(_ n: Int) -> ByteBuffer {
+    @inlinable public mutating func take(_ n: Int) -> ByteBuffer {
         let slice = buffer!.readSlice(length: n)!
         if buffer!.readableBytes == 0 { drained(sliced: true) }
         return slice

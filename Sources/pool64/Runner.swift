@@ -90,7 +90,9 @@ struct Runner {
 
 /// Listens, serves, and drains on graceful shutdown: stop accepting, let transactions finish up to
 /// `shutdown-timeout`, then end every connection with 57P01.
-struct ProxyService: Service {
+struct ProxyService: Service, CustomStringConvertible {
+    // swift-service-lifecycle logs each service described: a name, not the fields (the configuration within).
+    var description: String { "ProxyService" }
     let proxy: ProxyCore
     let admin: [String]
     let logger: Logger
@@ -125,7 +127,8 @@ struct ProxyService: Service {
 }
 
 /// SIGHUP reloads the config file, environment and flags; an invalid result is logged and nothing is applied.
-struct ReloadService: Service {
+struct ReloadService: Service, CustomStringConvertible {
+    var description: String { "ReloadService" }
     let runner: Runner
     let proxy: ProxyCore
     let planner: ResolverDialPlanner

@@ -6,6 +6,20 @@ import Pool64Resolver
 @Suite struct ConfigurationTests {
     let url = "postgresql://app:secret@127.0.0.1:5432/appdb"
 
+    @Test func printedConfigurationHidesSecrets() {
+        var c = Configuration()
+        c.databaseURL = "postgresql://app:s3cret@db.example:5432/appdb?sslmode=disable"
+        c.adminToken = "tok3n"
+        for text in ["\(c)", String(reflecting: c), "\([c])"] {
+            #expect(!text.contains("s3cret") && !text.contains("tok3n"), "\(text)")
+            #expect(text.contains("app:***@db.example:5432/appdb") && text.contains("poolMode"))
+        }
+        #expect(Configuration.redactingPassword("host=db user=app password=s3cret dbname=x") == "host=db user=app password=*** dbname=x")
+        #expect(Configuration.redactingPassword("host=db password='a b' port=5") == "host=db password=*** port=5")
+        #expect(Configuration.redactingPassword("postgres://u@h/db?password=s3cret&sslmode=require") == "postgres://u@h/db?password=***&sslmode=require")
+        #expect(Configuration.redactingPassword("postgres://u:p%40ss@h/db") == "postgres://u:***@h/db")
+    }
+
     @Test func defaults() throws {
         let c = try Configuration(settings: ["database-url": url])
         #expect(c.listen == ["[::]:6432"])

@@ -275,3 +275,57 @@ extension StringProtocol {
         return String(s)
     }
 }
+
+// Printed by swift-service-lifecycle's debug logs (services are described with their fields) and by anything that
+// interpolates a configuration: secrets never reach a log line.
+extension Configuration: CustomStringConvertible, CustomDebugStringConvertible {
+    public var description: String {
+        let fields = Mirror(reflecting: self).children.map { child -> String in
+            let label = child.label ?? "_"
+            switch label {
+            case "databaseURL": return "\(label): \"\(Self.redactingPassword(databaseURL))\""
+            case "adminToken": return "\(label): \(adminToken == nil ? "nil" : "<redacted>")"
+            default: return "\(label): \(child.value)"
+            }
+        }
+        return "Configuration(\(fields.joined(separator: ", ")))"
+    }
+
+    public var debugDescription: String { description }
+
+    /// `url` with its password replaced by `***`: the userinfo password of a URL, or the `password=` value of a
+    /// keyword/value connection string.
+    public static func redactingPassword(_ url: String) -> String {
+        if let scheme = url.range(of: "://") {
+            let rest = url[scheme.upperBound...]
+            let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+            guard let at = rest[..<authorityEnd].lastIndex(of: "@"),
+                let colon = rest[..<at].firstIndex(of: ":")
+            else { return redactingKeyword(url) }
+            var out = url
+            out.replaceSubrange(rest.index(after: colon)..<at, with: "***")
+            // Query parameters may carry one too (`?password=`).
+            return redactingKeyword(out)
+        }
+        return redactingKeyword(url)
+    }
+
+    /// Replaces the value after each `password=` (keyword/value form or a URL query) up to the next space or `&`.
+    private static func redactingKeyword(_ s: String) -> String {
+        var out = ""
+        var rest = Substring(s)
+        while let r = rest.range(of: "password=") {
+            out += rest[..<r.upperBound]
+            out += "***"
+            var end = r.upperBound
+            if end < rest.endIndex, rest[end] == "'" {
+                // Quoted value: up to the closing quote.
+                end = rest[rest.index(after: end)...].firstIndex(of: "'").map { rest.index(after: $0) } ?? rest.endIndex
+            } else {
+                end = rest[end...].firstIndex { $0 == " " || $0 == "&" } ?? rest.endIndex
+            }
+            rest = rest[end...]
+        }
+        return out + rest
+    }
+}
