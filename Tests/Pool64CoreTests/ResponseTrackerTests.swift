@@ -114,8 +114,92 @@ import Testing
     }
 }
 
+@Suite struct StatementEventTests {
+    let Z = BackendType.readyForQuery
+
+    @Test func aPreparedStatementIsReportedOnParseComplete() {
+        var t = ResponseTracker()
+        var out = ByteBuffer()
+        t.expect(.evict, name: "pool64_1", out: &out)
+        t.expect(.prepare(swallow: true), name: "pool64_9", out: &out)
+        t.expect(.bind, out: &out)
+        t.expect(.sync, out: &out)
+        let before = t.hasStatementEvents
+        #expect(!before)
+        #expect(t.receive(BackendType.closeComplete) == .drop)
+        #expect(t.receive(BackendType.parseComplete) == .drop)
+        #expect(t.receive(BackendType.bindComplete) == .forward)
+        #expect(t.receive(Z, readyStatus: UInt8(ascii: "I")) == .forward)
+        #expect(t.takeStatementEvents() == [.prepared("pool64_9")])
+        #expect(t.takeStatementEvents().isEmpty)
+    }
+
+    @Test func aFailedOrSkippedParseIsReportedSoItIsNotBelievedPrepared() {
+        var t = ResponseTracker()
+        var out = ByteBuffer()
+        // The client's own named Parse (forwarded ParseComplete) fails; the eviction and the on-demand prepare
+        // behind it are skipped by the server until Sync.
+        t.expect(.prepare(swallow: false), name: "pool64_2", clientName: "mine", out: &out)
+        t.expect(.evict, name: "pool64_1", out: &out)
+        t.expect(.prepare(swallow: true), name: "pool64_3", out: &out)
+        t.expect(.bind, out: &out)
+        t.expect(.sync, out: &out)
+        #expect(t.receive(BackendType.errorResponse) == .forward)
+        #expect(t.receive(Z, readyStatus: UInt8(ascii: "I")) == .forward)
+        #expect(t.takeStatementEvents() == [.failed("pool64_2", clientName: "mine"), .evictionSkipped("pool64_1"), .failed("pool64_3", clientName: nil)])
+        let idle = t.isIdle
+        #expect(idle)
+    }
+
+    @Test func aForwardedPrepareReachesTheClient() {
+        var t = ResponseTracker()
+        var out = ByteBuffer()
+        t.expect(.prepare(swallow: false), name: "pool64_4", out: &out)
+        t.expect(.sync, out: &out)
+        #expect(t.receive(BackendType.parseComplete) == .forward)
+        #expect(t.receive(Z, readyStatus: UInt8(ascii: "I")) == .forward)
+        #expect(t.takeStatementEvents() == [.prepared("pool64_4")])
+    }
+
+    @Test func theStalePlanErrorIsKnownByItsRoutine() {
+        func body(_ fields: [(Character, String)]) -> ByteBuffer {
+            var b = ByteBuffer()
+            for (k, v) in fields {
+                b.writeInteger(UInt8(ascii: k.unicodeScalars.first!))
+                b.writeNullTerminatedString(v)
+            }
+            b.writeInteger(UInt8(0))
+            return b
+        }
+        #expect(Pool.isStalePlanError(body([("S", "ERROR"), ("C", "0A000"), ("M", "cached plan must not change result type"),
+                                            ("F", "plancache.c"), ("R", "RevalidateCachedQuery")])))
+        #expect(!Pool.isStalePlanError(body([("S", "ERROR"), ("C", "0A000"), ("M", "FOR UPDATE is not allowed"),
+                                             ("R", "CheckSelectLocking")])))
+        // The routine's name inside another field's text is not the routine field.
+        #expect(!Pool.isStalePlanError(body([("C", "0A000"), ("M", "xRRevalidateCachedQuery")])))
+    }
+}
+
 @Suite struct SessionStateDetectorTests {
     typealias D = SessionStateDetector
+
+    @Test func deallocateNamesAStatementAsPostgreSQLReadsIt() {
+        func name(_ sql: String) -> String? {
+            var sql = sql
+            return sql.withUTF8 { D.deallocateName(UnsafeRawBufferPointer($0)) }
+        }
+        #expect(name("deallocate lrupsc_1_0") == "lrupsc_1_0")
+        #expect(name("DEALLOCATE dbdpg_p22148_1;") == "dbdpg_p22148_1")
+        #expect(name("  Deallocate Prepare S4 ; ") == "s4")
+        #expect(name("DEALLOCATE \"MixedCase\"") == "MixedCase")
+        #expect(name("DEALLOCATE \"a\"\"b\"") == "a\"b")
+        #expect(name("DEALLOCATE PREPARE") == "prepare")
+        #expect(name("deallocate \"all\"") == "all")
+        for other in ["DEALLOCATE ALL", "deallocate prepare all", "DEALLOCATE", "DEALLOCATE a; SELECT 1", "DEALLOCATE a b",
+                      "SELECT 1", "deallocate 1a", "DEALLOCATE \"open", "discard all", "DEALLOCATE a, b"] {
+            #expect(name(other) == nil, "\(other)")
+        }
+    }
 
     @Test func pinsSessionState() {
         for sql in [

@@ -5,7 +5,7 @@
 /// A one-byte code rather than an enum with payloads: the relay queues and compares several per transaction, and
 /// a code fits four bits of `ExpectationQueue`'s inline word (compares are byte compares, no witness calls).
 struct Expectation: Equatable, CustomStringConvertible {
-    /// 1...12 (0 is never a valid code).
+    /// 1...14 (0 is never a valid code).
     let code: UInt8
 
     private init(_ code: UInt8) { self.code = code }
@@ -22,24 +22,33 @@ struct Expectation: Equatable, CustomStringConvertible {
     static let describe = Expectation(5)
     /// Ends with CommandComplete, EmptyQueryResponse or PortalSuspended.
     static let execute = Expectation(6)
-    /// CloseComplete; `swallow` when pool64 injected the Close (prepared-statement cache eviction).
+    /// CloseComplete for the client's own Close.
     static func close(swallow: Bool) -> Expectation { Expectation(swallow ? 8 : 7) }
+    /// CloseComplete for a Close pool64 sends to evict a pool-named statement from a server's cache (swallowed); the
+    /// tracker keeps the name (`ResponseTracker.expect(_:name:out:)`) in case the server skips it.
+    static let evict = Expectation(8)
+    /// ParseComplete for a Parse of a pool-named statement (`pool64_N`) on a server; the tracker keeps the name so a
+    /// Parse the server fails or skips is forgotten instead of being believed prepared. `swallow` when the client did
+    /// not send that Parse (it was prepared on demand for a Bind or Describe).
     static let fakeCloseComplete = Expectation(9)
     /// ReadyForQuery for a Sync.
     static let sync = Expectation(10)
     /// ReadyForQuery ending a simple Query or FunctionCall; `swallow` for queries pool64 sends itself
     /// (parameter synchronisation, `DISCARD ALL`), whose every response is dropped.
     static func query(swallow: Bool) -> Expectation { Expectation(swallow ? 12 : 11) }
+    static func prepare(swallow: Bool) -> Expectation { Expectation(swallow ? 14 : 13) }
 
     var isFake: Bool { code == 3 || code == 9 }
 
     /// Ends at a ReadyForQuery.
-    var isSyncPoint: Bool { code >= 10 }
+    var isSyncPoint: Bool { code >= 10 && code <= 12 }
 
     /// A ParseComplete or CloseComplete pool64 asked for itself and drops.
-    var isSwallowedParseOrClose: Bool { code == 2 || code == 8 }
+    var isSwallowedParseOrClose: Bool { code == 2 || code == 8 || code == 14 }
 
-    var isParse: Bool { code == 1 || code == 2 }
+    var isParse: Bool { code == 1 || code == 2 || code == 13 || code == 14 }
+    /// A Parse or Close of a pool-named statement: the tracker holds its name.
+    var carriesName: Bool { code == 8 || code >= 13 }
     var isClose: Bool { code == 7 || code == 8 }
 
     var description: String {
@@ -51,11 +60,13 @@ struct Expectation: Equatable, CustomStringConvertible {
         case 5: return "describe"
         case 6: return "execute"
         case 7: return "close"
-        case 8: return "close(swallow)"
+        case 8: return "evict"
         case 9: return "fakeCloseComplete"
         case 10: return "sync"
         case 11: return "query"
         case 12: return "query(swallow)"
+        case 13: return "prepare"
+        case 14: return "prepare(swallow)"
         default: return "invalid(\(code))"
         }
     }

@@ -103,6 +103,8 @@ final class Pool: @unchecked Sendable {
     var pinnedClients = 0
     /// Protocol-level statement text → server-side name, shared by clients of this pool.
     private var statementNames: [String: String] = [:]
+    /// Server names some server has prepared successfully (`isConfirmed`).
+    private var confirmed: Set<String> = []
     private var nextStatementID = 0
     var stats: PoolSnapshot
     var xactHistogram = LatencyHistogram()
@@ -126,6 +128,61 @@ final class Pool: @unchecked Sendable {
         let n = "pool64_\(nextStatementID)"
         statementNames[k] = n
         return n
+    }
+
+    // MARK: Prepared statements
+
+    /// Whether some server has answered a Parse of the pool-named statement `serverName` with ParseComplete: such a
+    /// statement is valid SQL, so a client's named Parse of it can be answered without a server
+    /// (`ClientSession.answerWithoutServer`); an unconfirmed one goes to a server, which reports any error at Parse.
+    func isConfirmed(_ serverName: String) -> Bool { confirmed.contains(serverName) }
+
+    /// True when `acquire` would not queue behind busy connections: one is idle, or the pool may dial another.
+    var hasServerWithoutWaiting: Bool {
+        waiters.isEmpty && (idle.contains { $0.state == .idle } || all.count + dialing < proxy.config.poolSize)
+    }
+
+    /// Applies what became of the named Parses and Closes `server` was sent (`ResponseTracker.StatementEvent`).
+    func settleStatements(_ server: ServerConnection) {
+        for event in server.tracker.takeStatementEvents() {
+            switch event {
+            case .prepared(let name):
+                confirmed.insert(name)
+            case .failed(let name, let clientName):
+                // Not on the server: the next Bind or Describe prepares it again (and gets the error again if the
+                // SQL is still invalid) instead of failing on a statement that does not exist.
+                server.prepared.removeValue(forKey: name)
+                // The client's own Parse failed: as on PostgreSQL, it holds no statement by that name.
+                if let clientName, let client = server.client { client.parseFailed(clientName, serverName: name) }
+            case .evictionSkipped(let name):
+                // Still on the server: keep it known (first in line for the next eviction) so it is not prepared
+                // twice.
+                server.prepared[name] = 0
+            }
+        }
+    }
+
+    /// A server said `cached plan must not change result type` (0A000) after DDL changed a table a shared statement
+    /// reads. Statements are shared by text, so every server holding that text holds the stale plan: new Parses get
+    /// fresh server names (prepared afresh wherever they run), as a new session on PostgreSQL would see the new
+    /// table. Clients holding the old statement get 0A000 as they would on PostgreSQL, and re-prepare.
+    /// The error PostgreSQL raises for a cached plan whose result type changed, known by its routine field
+    /// (`RevalidateCachedQuery`, plancache.c), which is never translated as the message may be.
+    static func isStalePlanError(_ body: ByteBuffer) -> Bool {
+        let needle = Array("RRevalidateCachedQuery\0".utf8)
+        return body.withUnsafeReadableBytes { raw in
+            guard raw.count >= needle.count else { return false }
+            for i in 0...(raw.count - needle.count) where raw[i] == needle[0] && (i == 0 || raw[i - 1] == 0) {
+                if needle.indices.allSatisfy({ raw[i + $0] == needle[$0] }) { return true }
+            }
+            return false
+        }
+    }
+
+    private func planInvalidated() {
+        logger.info("a shared prepared statement's plan went stale (0A000); new Parses get fresh statements")
+        statementNames.removeAll()
+        confirmed.removeAll()
     }
 
     // MARK: Welcome parameters
@@ -384,6 +441,7 @@ final class Pool: @unchecked Sendable {
         if run > 0 { client.sendRun(from: &server.framer, run) }
         if drop > 0 { _ = server.framer.take(drop) }
         if let forwarded = ready {
+            if server.tracker.hasStatementEvents { settleStatements(server) }
             client.emitFakes(from: server)
             client.readyForQuery(server, forwarded: forwarded)
             return true
@@ -414,6 +472,7 @@ final class Pool: @unchecked Sendable {
             let body = frame.getSlice(at: frame.readerIndex + 5, length: frame.readableBytes - 5)!
             let code = BackendMessageReader.sqlstate(ofErrorBody: body) ?? "XX000"
             stats.errorsBySqlstateClass[String(code.prefix(2)), default: 0] &+= 1
+            if code == "0A000", !server.prepared.isEmpty, Self.isStalePlanError(body) { planInvalidated() }
             if server.tracker.isSwallowing {
                 logger.warning(
                     "pool64's own query failed on server", metadata: ["server": "\(server.id)", "sqlstate": "\(code)"])
@@ -422,6 +481,7 @@ final class Pool: @unchecked Sendable {
             break
         }
         let decision = server.tracker.receive(type, readyStatus: status)
+        if server.tracker.hasStatementEvents { settleStatements(server) }
         guard let client = server.client else {
             if type == BackendType.readyForQuery && server.state == .resetting && server.tracker.isIdle {
                 server.parameters = server.initialParameters

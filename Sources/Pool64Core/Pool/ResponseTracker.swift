@@ -10,7 +10,23 @@ struct ResponseTracker {
         case drop
     }
 
+    /// What became of a pool-named statement a server was asked to prepare or close (`Expectation.carriesName`).
+    enum StatementEvent: Equatable {
+        /// ParseComplete: the server holds it.
+        case prepared(String)
+        /// The Parse failed or was skipped after an earlier error: the server does not hold it. `clientName` is the
+        /// client's own name when the client sent that Parse (it does not hold the statement either).
+        case failed(String, clientName: String?)
+        /// The eviction Close was skipped after an error: the server still holds it.
+        case evictionSkipped(String)
+    }
+
     private(set) var expected = ExpectationQueue()
+    /// Names of the name-carrying expectations in `expected`, in the same order (with the client's name for a
+    /// Parse the client sent).
+    private var names: [(server: String, client: String?)] = []
+    /// Outcomes for the relay to apply to its statement bookkeeping (`takeStatementEvents`); empty nearly always.
+    private var events: [StatementEvent] = []
     /// Fake expectations in `expected` (most of the time none: `emitReadyFakes` then returns at once).
     private var fakes = 0
     /// Status of the last ReadyForQuery.
@@ -36,6 +52,23 @@ struct ResponseTracker {
         if e.isFake { expectedFake(out: &out) }
     }
 
+    /// Records a Parse or Close of the pool-named statement `name` (`Expectation.prepare`, `.evict`); `clientName`
+    /// for a Parse the client sent under that name.
+    mutating func expect(_ e: Expectation, name: String, clientName: String? = nil, out: inout ByteBuffer) {
+        precondition(e.carriesName)
+        names.append((name, clientName))
+        expect(e, out: &out)
+    }
+
+    /// True when `takeStatementEvents` has something (one compare per ReadyForQuery on the relay).
+    var hasStatementEvents: Bool { mutating get { !events.isEmpty } }
+
+    /// Hands over what became of named Parses and Closes since the last call.
+    mutating func takeStatementEvents() -> [StatementEvent] {
+        defer { events.removeAll() }
+        return events
+    }
+
     @inline(never)
     private mutating func expectedFake(out: inout ByteBuffer) {
         fakes += 1
@@ -52,8 +85,21 @@ struct ResponseTracker {
         }
     }
 
-    private mutating func dropHead() {
-        if expected.removeFirst().isFake { fakes -= 1 }
+    /// Removes the head, which got its response (`answered`) or was skipped after an error.
+    private mutating func dropHead(answered: Bool = false) {
+        let e = expected.removeFirst()
+        if e.isFake { fakes -= 1 }
+        if e.carriesName { settleName(e, answered: answered) }
+    }
+
+    @inline(never)
+    private mutating func settleName(_ e: Expectation, answered: Bool) {
+        let (name, clientName) = names.removeFirst()
+        if e.isParse {
+            events.append(answered ? .prepared(name) : .failed(name, clientName: clientName))
+        } else if !answered {
+            events.append(.evictionSkipped(name))
+        }
     }
 
     /// Drops expectations up to (not including) the next sync point, fakes included.
@@ -80,14 +126,14 @@ struct ResponseTracker {
             return .forward
         case BackendType.parseComplete:
             if let head, head.isParse {
-                expected.removeFirst()
+                dropHead(answered: true)
                 return head.isSwallowedParseOrClose ? .drop : .forward
             }
         case BackendType.bindComplete:
             if head == .bind { expected.removeFirst() }
         case BackendType.closeComplete:
             if let head, head.isClose {
-                expected.removeFirst()
+                dropHead(answered: true)
                 return head.isSwallowedParseOrClose ? .drop : .forward
             }
         case BackendType.rowDescription, BackendType.noData:
@@ -103,6 +149,8 @@ struct ResponseTracker {
     /// Forgets everything (the connection was reset or is being closed).
     mutating func reset() {
         expected.removeAll()
+        names.removeAll()
+        events.removeAll()
         fakes = 0
         transactionStatus = .idle
     }

@@ -61,6 +61,8 @@ extension ClientSession {
                 needs = false
             case FrontendType.parse, FrontendType.close:
                 needs = !transactionMode || Self.unnamedExpectation(type, raw: raw) != nil
+            case FrontendType.query:
+                needs = !(transactionMode && deallocatesOwnStatement(query: raw) != nil)
             default:
                 needs = true
             }
@@ -150,7 +152,14 @@ extension ClientSession {
             switch message {
             case .parse(let name, let query, let types) where !name.isEmpty:
                 if mightAffectSession(query), let effect = stateEffect(query), effect != .none { return false }
+                // A name in use gets PostgreSQL's 42P05 from a server (`extended`).
+                if statements[name] != nil { return false }
                 let serverName = pool!.serverStatementName(query: query, types: types)
+                // SQL no server has prepared yet goes to one when one is free (or can be dialed), so an error in it
+                // reaches the client at Parse as on PostgreSQL (a Parse+Sync prepare would otherwise succeed and fail
+                // later, at Bind). With every connection busy it is answered here anyway: waiting could deadlock a
+                // synchronous preparer whose thread's other clients hold those connections (pgbench -M prepared).
+                if !pool!.isConfirmed(serverName) && pool!.hasServerWithoutWaiting { return false }
                 statements[name] = ClientStatement(serverName: serverName, query: query, parameterTypes: types)
                 out.writeEmptyMessage(BackendType.parseComplete)
                 return true
@@ -163,6 +172,13 @@ extension ClientSession {
             }
         case FrontendType.sync:
             // Outside a transaction with nothing outstanding, ReadyForQuery is all a server would say.
+            out.writeReadyForQuery(.idle)
+            return true
+        case FrontendType.query:
+            // DEALLOCATE of one of the client's statements: outside a transaction it is bookkeeping only.
+            guard let name = bytes.withUnsafeReadableBytes({ deallocatesOwnStatement(query: $0) }) else { return false }
+            statements.removeValue(forKey: name)
+            out.writeCommandComplete("DEALLOCATE")
             out.writeReadyForQuery(.idle)
             return true
         case FrontendType.flush:
@@ -243,6 +259,10 @@ extension ClientSession {
             pool.stats.totalReceived &+= UInt64(bytes.readableBytes)
             switch type {
             case FrontendType.query:
+                if transactionMode, let name = bytes.withUnsafeReadableBytes({ deallocatesOwnStatement(query: $0) }) {
+                    deallocate(name, server)
+                    return
+                }
                 inspect(query: bytes, server)
                 server.queue(bytes)
                 server.tracker.expect(.query(swallow: false), out: &out)
@@ -307,12 +327,16 @@ extension ClientSession {
                 server.tracker.expect(.parse(swallow: false), out: &out)
                 return
             }
+            if let existing = statements[name] {
+                duplicateParse(of: existing, name: name, server)
+                return
+            }
             let serverName = pool!.serverStatementName(query: query, types: types)
             statements[name] = ClientStatement(serverName: serverName, query: query, parameterTypes: types)
             if server.hasPrepared(serverName) {
                 server.tracker.expect(.fakeParseComplete, out: &out)
             } else {
-                prepare(serverName, query, types, on: server, swallow: false)
+                prepare(serverName, query, types, on: server, swallow: false, clientName: name)
             }
         case .bind(let portal, let statement, let rest):
             guard !statement.isEmpty, let s = ensurePrepared(statement, on: server) else {
@@ -345,6 +369,48 @@ extension ClientSession {
         case .execute, .sync, .flush, .query, .terminate, .other:
             server.queue(bytes)
         }
+    }
+
+    /// The statement name when the Query message `raw` (header included) is `DEALLOCATE [PREPARE] name` naming one
+    /// of this client's protocol-level statements (which live on servers under pool names); nil otherwise, including
+    /// names from SQL `PREPARE` (those pin the client and pass through).
+    func deallocatesOwnStatement(query raw: UnsafeRawBufferPointer) -> String? {
+        guard raw.count > 6, !statements.isEmpty else { return nil }
+        guard let name = SessionStateDetector.deallocateName(UnsafeRawBufferPointer(rebasing: raw[5..<(raw.count - 1)]))
+        else { return nil }
+        return statements[name] == nil ? nil : name
+    }
+
+    /// DEALLOCATE of the client's statement `name` while a server is attached (inside a transaction): the server
+    /// runs the equivalent, so the reply and the transaction state are PostgreSQL's own (25P02 in a failed
+    /// transaction). The pool-named statement is deallocated on this server (others re-prepare it on demand), or,
+    /// when this server never prepared it, `DEALLOCATE ALL` stands in (its only effect is on statements pool64
+    /// prepares again on demand; the tag reads `DEALLOCATE ALL`).
+    private func deallocate(_ name: String, _ server: ServerConnection) {
+        guard let statement = statements.removeValue(forKey: name) else { return }
+        let sql: String
+        if server.prepared.removeValue(forKey: statement.serverName) != nil {
+            sql = "DEALLOCATE \(statement.serverName)"
+        } else {
+            sql = "DEALLOCATE ALL"
+            server.prepared.removeAll()
+        }
+        var q = allocator.buffer(capacity: sql.utf8.count + 6)
+        q.writeQuery(sql)
+        server.write(&q)
+        server.tracker.expect(.query(swallow: false), out: &out)
+    }
+
+    /// A named Parse of a name the client already uses: PostgreSQL answers 42P05 (`prepared statement "…" already
+    /// exists`) and skips to Sync. The server produces that error, so what follows and the transaction state are its
+    /// own: the existing statement is made sure to be on `server`, then parsed again under its server name.
+    private func duplicateParse(of existing: ClientStatement, name: String, _ server: ServerConnection) {
+        _ = ensurePrepared(name, on: server)
+        var b = allocator.buffer(capacity: existing.query.utf8.count + existing.serverName.utf8.count + 16)
+        b.writeParse(name: existing.serverName, query: existing.query, parameterTypes: existing.parameterTypes)
+        server.write(&b)
+        // A plain Parse expectation: its failure must not make the existing statement look unprepared.
+        server.tracker.expect(.parse(swallow: false), out: &out)
     }
 
     /// What to expect for a Parse/Bind/Describe/Close that names only the unnamed statement (or a portal), found
@@ -413,15 +479,25 @@ extension ClientSession {
         return s.serverName
     }
 
-    private func prepare(_ serverName: String, _ query: String, _ types: [UInt32], on server: ServerConnection, swallow: Bool) {
+    /// The client's named Parse of `name` failed on the server (or was skipped after an earlier error).
+    func parseFailed(_ name: String, serverName: String) {
+        if statements[name]?.serverName == serverName { statements.removeValue(forKey: name) }
+    }
+
+    private func prepare(
+        _ serverName: String, _ query: String, _ types: [UInt32], on server: ServerConnection, swallow: Bool,
+        clientName: String? = nil
+    ) {
         var b = allocator.buffer(capacity: query.utf8.count + serverName.utf8.count + 16)
+        // Believed prepared from here on, so what follows in this batch uses it; the tracker reports a Parse the
+        // server fails or skips (`Pool.settleStatements`), and the name is forgotten again.
         if let victim = server.addPrepared(serverName, limit: proxy.config.maxPreparedStatements) {
             b.writeDescribeOrClose(FrontendType.close, kind: UInt8(ascii: "S"), name: victim)
-            server.tracker.expect(.close(swallow: true), out: &out)
+            server.tracker.expect(.evict, name: victim, out: &out)
         }
         b.writeParse(name: serverName, query: query, parameterTypes: types)
         server.write(&b)
-        server.tracker.expect(.parse(swallow: swallow), out: &out)
+        server.tracker.expect(.prepare(swallow: swallow), name: serverName, clientName: clientName, out: &out)
     }
 
     private func inspect(query frame: ByteBuffer, _ server: ServerConnection) {

@@ -119,6 +119,64 @@ public enum SessionStateDetector {
         return result
     }
 
+    /// The statement name of a query that is exactly `DEALLOCATE [PREPARE] name` (an optional `;` and whitespace
+    /// after it), as PostgreSQL reads the name: unquoted names folded to lower case, quoted ones as written. nil for
+    /// anything else, `DEALLOCATE ALL` included. Drivers that prepare at protocol level (pgx, DBD::Pg, ruby-pg) send
+    /// this to drop a statement; transaction mode maps it to the client's own statements.
+    public static func deallocateName(_ b: UnsafeRawBufferPointer) -> String? {
+        var i = 0
+        let n = b.count
+        while i < n, b[i] == 32 || b[i] == 9 || b[i] == 10 || b[i] == 13 { i += 1 }
+        // Cheap rejection first: this runs on transaction-mode queries that begin with "d".
+        guard i < n, b[i] | 0x20 == UInt8(ascii: "d") else { return nil }
+        // Up to three tokens (words, or quoted names), then only whitespace, one ';' and NULs may follow.
+        var tokens: [(text: [UInt8], quoted: Bool)] = []
+        while i < n {
+            let c = b[i]
+            if c == 32 || c == 9 || c == 10 || c == 13 || c == 0 {
+                i += 1
+            } else if c == UInt8(ascii: ";") {
+                i += 1
+                while i < n, b[i] == 32 || b[i] == 9 || b[i] == 10 || b[i] == 13 || b[i] == 0 { i += 1 }
+                guard i == n else { return nil }
+            } else if c == UInt8(ascii: "\"") {
+                var w: [UInt8] = []
+                i += 1
+                while true {
+                    guard i < n else { return nil }
+                    if b[i] == UInt8(ascii: "\"") {
+                        guard i + 1 < n, b[i + 1] == UInt8(ascii: "\"") else { break }
+                        i += 1
+                    }
+                    w.append(b[i])
+                    i += 1
+                }
+                i += 1
+                guard !w.isEmpty, tokens.count < 3 else { return nil }
+                tokens.append((w, true))
+            } else if isWordByte(c), !(c >= 48 && c <= 57) {
+                var w: [UInt8] = []
+                while i < n, isWordByte(b[i]) || b[i] == UInt8(ascii: "$") {
+                    w.append(b[i] >= 65 && b[i] <= 90 ? b[i] | 0x20 : b[i])
+                    i += 1
+                }
+                guard tokens.count < 3 else { return nil }
+                tokens.append((w, false))
+            } else {
+                return nil
+            }
+        }
+        func isWord(_ t: (text: [UInt8], quoted: Bool), _ w: String) -> Bool { !t.quoted && t.text == Array(w.utf8) }
+        guard tokens.count >= 2, isWord(tokens[0], "deallocate") else { return nil }
+        var name = tokens[1]
+        if tokens.count == 3 {
+            guard isWord(tokens[1], "prepare") else { return nil }
+            name = tokens[2]
+        }
+        if isWord(name, "all") { return nil }
+        return String(decoding: name.text, as: UTF8.self)
+    }
+
     /// Advisory locks at session level and `set_config` outlive the transaction.
     static func containsSessionFunction(_ b: [UInt8]) -> Bool {
         for needle in ["pg_advisory_lock", "pg_try_advisory_lock", "set_config"] {

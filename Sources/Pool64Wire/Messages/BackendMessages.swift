@@ -121,6 +121,11 @@ extension ByteBuffer {
         }
     }
 
+    /// CommandComplete with `tag` (`DEALLOCATE`, `SELECT 1`, …).
+    public mutating func writeCommandComplete(_ tag: String) {
+        writeMessage(BackendType.commandComplete) { $0.writeNullTerminatedString(tag) }
+    }
+
     /// A message with an empty body (ParseComplete, BindComplete, CloseComplete, NoData…).
     public mutating func writeEmptyMessage(_ type: UInt8) {
         writeDirect(5) { p in

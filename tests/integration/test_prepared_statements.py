@@ -1,0 +1,165 @@
+"""Protocol-level named prepared statements behave as on PostgreSQL, in both pool modes.
+
+In transaction mode pool64 keeps each client's statements under pool-wide server names (`pool64_N`) and prepares them
+on whichever server connection runs them. These cases came from a driver probe (ruby-pg, pgx, node-postgres, pg8000,
+DBD::Pg): a Parse that fails, SQL `DEALLOCATE name` (pgx's statement cache, DBD::Pg), a name prepared twice, and a
+table changed under a shared statement. Pool size 1 puts every client on the same server connection.
+"""
+
+import struct
+import uuid
+
+import pytest
+
+from harness import WireClient, message, parse_error_fields, pgbouncer_xfail
+
+REASON = "PgBouncer 1.18 does not track protocol-level prepared statements in transaction mode"
+
+
+def parse(name: str, sql: str) -> bytes:
+    return message(b"P", name.encode() + b"\0" + sql.encode() + b"\0" + struct.pack("!h", 0))
+
+
+def bind(statement: str) -> bytes:
+    return message(b"B", b"\0" + statement.encode() + b"\0" + struct.pack("!hhh", 0, 0, 0))
+
+
+def describe_portal() -> bytes:
+    return message(b"D", b"P\0")
+
+
+def execute() -> bytes:
+    return message(b"E", b"\0" + struct.pack("!i", 0))
+
+
+SYNC = message(b"S")
+
+
+def exchange(c: WireClient, data: bytes) -> list[tuple[bytes, bytes]]:
+    """Send `data` (ending in Sync) and return every message up to ReadyForQuery."""
+    c.send(data)
+    out = []
+    while True:
+        tag, payload = c.recv_message()
+        out.append((tag, payload))
+        if tag == b"Z":
+            return out
+
+
+def tags(msgs) -> list[bytes]:
+    return [t for t, _ in msgs]
+
+
+def sqlstates(msgs) -> list[str]:
+    return [parse_error_fields(p).get("C", "") for t, p in msgs if t == b"E"]
+
+
+def row_values(msgs) -> list[list[str | None]]:
+    rows = []
+    for t, p in msgs:
+        if t != b"D":
+            continue
+        n = struct.unpack("!h", p[:2])[0]
+        i, row = 2, []
+        for _ in range(n):
+            size = struct.unpack("!i", p[i:i + 4])[0]
+            i += 4
+            row.append(None if size < 0 else p[i:i + size].decode())
+            i += max(size, 0)
+        rows.append(row)
+    return rows
+
+
+def client(proxy) -> WireClient:
+    c = WireClient(proxy.host, proxy.port, timeout=20)
+    c.login()
+    return c
+
+
+@pytest.fixture(params=["transaction", "session"])
+def one_server(pool64, request):
+    if request.param == "transaction":
+        pgbouncer_xfail(request, REASON)
+    return pool64(request.param, pool_size=1, query_wait_timeout=30)
+
+
+def test_failed_parse_is_reported_at_parse_and_the_sql_works_once_valid(one_server):
+    table = f"t_{uuid.uuid4().hex[:8]}"
+    a = client(one_server)
+    # Parse + Sync only, as ruby-pg's prepare and pg8000's prepare send it: the error belongs to this exchange.
+    msgs = exchange(a, parse("s1", f"select x from {table}") + SYNC)
+    assert tags(msgs) == [b"E", b"Z"], msgs
+    assert sqlstates(msgs) == ["42P01"]
+    a.query(f"create table {table}(x int)")
+    a.query(f"insert into {table} values (41)")
+    # The failed name is free again, and the same SQL now prepares, for this client and for a new one.
+    msgs = exchange(a, parse("s1", f"select x from {table}") + bind("s1") + execute() + SYNC)
+    assert sqlstates(msgs) == [] and row_values(msgs) == [["41"]], msgs
+    a.terminate()  # session mode: the only server connection is a's until it leaves
+    b = client(one_server)
+    msgs = exchange(b, parse("other", f"select x from {table}") + bind("other") + execute() + SYNC)
+    assert sqlstates(msgs) == [] and row_values(msgs) == [["41"]], msgs
+    b.query(f"drop table {table}")
+    b.terminate()
+
+
+def test_deallocate_by_name_frees_the_name(one_server):
+    a = client(one_server)
+    assert tags(exchange(a, parse("s1", "select 1") + SYNC)) == [b"1", b"Z"]
+    a.query("DEALLOCATE s1")
+    msgs = exchange(a, parse("s1", "select 2") + bind("s1") + execute() + SYNC)
+    assert sqlstates(msgs) == [] and row_values(msgs) == [["2"]], msgs
+    # Inside a transaction block, with the PREPARE keyword and a name that needs folding.
+    a.query("begin")
+    msgs = exchange(a, parse("s2", "select 3") + bind("s2") + execute() + SYNC)
+    assert row_values(msgs) == [["3"]], msgs
+    a.query("deallocate prepare S2")
+    a.query("commit")
+    msgs = exchange(a, parse("s2", "select 4") + bind("s2") + execute() + SYNC)
+    assert sqlstates(msgs) == [] and row_values(msgs) == [["4"]], msgs
+    # A name the client never prepared is PostgreSQL's error.
+    with pytest.raises(Exception) as e:
+        a.query("DEALLOCATE nosuch")
+    assert "26000" in str(e.value) or "does not exist" in str(e.value)
+    # The connection is still usable.
+    assert a.scalar("select 5") == "5"
+    a.terminate()
+
+
+def test_preparing_a_name_twice_is_an_error(one_server):
+    a = client(one_server)
+    assert tags(exchange(a, parse("dup", "select 1") + SYNC)) == [b"1", b"Z"]
+    msgs = exchange(a, parse("dup", "select 2") + SYNC)
+    assert sqlstates(msgs) == ["42P05"], msgs
+    # The first statement is untouched.
+    msgs = exchange(a, bind("dup") + execute() + SYNC)
+    assert row_values(msgs) == [["1"]], msgs
+    a.terminate()
+
+
+def test_new_statements_see_a_changed_table(one_server):
+    table = f"t_{uuid.uuid4().hex[:8]}"
+    a = client(one_server)
+    a.query(f"create table {table}(x int)")
+    a.query(f"insert into {table} values (1)")
+    sql = f"select * from {table}"
+    msgs = exchange(a, parse("s1", sql) + bind("s1") + execute() + SYNC)
+    assert row_values(msgs) == [["1"]], msgs
+    a.query(f"alter table {table} add column y int default 7")
+    a.terminate()
+    # A session that prepares the statement after the change sees the new column. In transaction mode the server's
+    # shared statement still has the old plan: the first client to run it gets PostgreSQL's 0A000 (as a session that
+    # prepared before the change would), and every Parse after that gets a fresh statement.
+    seen = []
+    for attempt in range(2):
+        b = client(one_server)
+        msgs = exchange(b, parse(f"q{attempt}", sql) + bind(f"q{attempt}") + execute() + SYNC)
+        b.terminate()
+        seen.append((sqlstates(msgs), row_values(msgs)))
+        if not sqlstates(msgs):
+            break
+    assert seen[-1] == ([], [["1", "7"]]), seen
+    assert all(states in ([], ["0A000"]) for states, _ in seen), seen
+    c = client(one_server)
+    c.query(f"drop table {table}")
+    c.terminate()
