@@ -185,7 +185,7 @@ import Testing
         #expect(ClientSession.unnamedExpectation(FrontendType.describe, frame(FrontendType.describe, [UInt8(ascii: "S")] + z)) == .describe)
         #expect(ClientSession.unnamedExpectation(FrontendType.describe, frame(FrontendType.describe, [UInt8(ascii: "S")] + Array("s1".utf8) + z)) == nil)
         #expect(ClientSession.unnamedExpectation(FrontendType.close, frame(FrontendType.close, [UInt8(ascii: "S")] + Array("s1".utf8) + z)) == nil)
-        #expect(ClientSession.unnamedExpectation(FrontendType.close, frame(FrontendType.close, [UInt8(ascii: "P")] + z)) == .close(swallow: false))
+        #expect(ClientSession.unnamedExpectation(FrontendType.close, frame(FrontendType.close, [UInt8(ascii: "P")] + z)) == .close)
         // truncated bodies never match
         #expect(ClientSession.unnamedExpectation(FrontendType.bind, frame(FrontendType.bind, [])) == nil)
     }
@@ -237,7 +237,7 @@ import Testing
     @Test func fifoAcrossWrapAroundAndGrowth() {
         var q = ExpectationQueue()
         var model: [Pool64Core.Expectation] = []
-        let kinds: [Pool64Core.Expectation] = [.bind, .describe, .execute, .sync, .parse(swallow: true), .close(swallow: false)]
+        let kinds: [Pool64Core.Expectation] = [.bind, .describe, .execute, .sync, .parse(swallow: true), .close]
         for round in 0..<200 {
             // push a varying number, pop a varying number: exercises wrap-around and growth past 16
             for i in 0..<(round % 7 + (round % 50 == 0 ? 40 : 0)) {

@@ -120,8 +120,8 @@ import Testing
     @Test func aPreparedStatementIsReportedOnParseComplete() {
         var t = ResponseTracker()
         var out = ByteBuffer()
-        t.expect(.evict, name: "pool64_1", out: &out)
-        t.expect(.prepare(swallow: true), name: "pool64_9", out: &out)
+        t.expect(.evict, name: "pool64_1")
+        t.expect(.prepare(swallow: true), name: "pool64_9")
         t.expect(.bind, out: &out)
         t.expect(.sync, out: &out)
         let before = t.hasStatementEvents
@@ -139,9 +139,9 @@ import Testing
         var out = ByteBuffer()
         // The client's own named Parse (forwarded ParseComplete) fails; the eviction and the on-demand prepare
         // behind it are skipped by the server until Sync.
-        t.expect(.prepare(swallow: false), name: "pool64_2", clientName: "mine", out: &out)
-        t.expect(.evict, name: "pool64_1", out: &out)
-        t.expect(.prepare(swallow: true), name: "pool64_3", out: &out)
+        t.expect(.prepare(swallow: false), name: "pool64_2", clientName: "mine")
+        t.expect(.evict, name: "pool64_1")
+        t.expect(.prepare(swallow: true), name: "pool64_3")
         t.expect(.bind, out: &out)
         t.expect(.sync, out: &out)
         #expect(t.receive(BackendType.errorResponse) == .forward)
@@ -154,7 +154,7 @@ import Testing
     @Test func aForwardedPrepareReachesTheClient() {
         var t = ResponseTracker()
         var out = ByteBuffer()
-        t.expect(.prepare(swallow: false), name: "pool64_4", out: &out)
+        t.expect(.prepare(swallow: false), name: "pool64_4")
         t.expect(.sync, out: &out)
         #expect(t.receive(BackendType.parseComplete) == .forward)
         #expect(t.receive(Z, readyStatus: UInt8(ascii: "I")) == .forward)

@@ -11,7 +11,9 @@ private final class Waiter: WaitQueueNode {
 
 @Suite struct WaitQueueTests {
     private func drain(_ q: inout WaitQueue<Waiter>) -> [Int] {
-        q.removeAll().map(\.id)
+        var ids: [Int] = []
+        while let w = q.popFirst() { ids.append(w.id) }
+        return ids
     }
 
     @Test func servesWaitersInArrivalOrder() {
@@ -90,7 +92,7 @@ private final class Waiter: WaitQueueNode {
         q.remove(removed!)
         #expect(removed == nil)
         #expect(kept?.id == 3)
-        _ = q.removeAll()
+        _ = drain(&q)
         #expect(kept == nil)
     }
 }

@@ -23,19 +23,19 @@ struct Expectation: Equatable, CustomStringConvertible {
     /// Ends with CommandComplete, EmptyQueryResponse or PortalSuspended.
     static let execute = Expectation(6)
     /// CloseComplete for the client's own Close.
-    static func close(swallow: Bool) -> Expectation { Expectation(swallow ? 8 : 7) }
+    static let close = Expectation(7)
     /// CloseComplete for a Close pool64 sends to evict a pool-named statement from a server's cache (swallowed); the
-    /// tracker keeps the name (`ResponseTracker.expect(_:name:out:)`) in case the server skips it.
+    /// tracker keeps the name (`ResponseTracker.expect(_:name:clientName:)`) in case the server skips it.
     static let evict = Expectation(8)
-    /// ParseComplete for a Parse of a pool-named statement (`pool64_N`) on a server; the tracker keeps the name so a
-    /// Parse the server fails or skips is forgotten instead of being believed prepared. `swallow` when the client did
-    /// not send that Parse (it was prepared on demand for a Bind or Describe).
     static let fakeCloseComplete = Expectation(9)
     /// ReadyForQuery for a Sync.
     static let sync = Expectation(10)
     /// ReadyForQuery ending a simple Query or FunctionCall; `swallow` for queries pool64 sends itself
     /// (parameter synchronisation, `DISCARD ALL`), whose every response is dropped.
     static func query(swallow: Bool) -> Expectation { Expectation(swallow ? 12 : 11) }
+    /// ParseComplete for a Parse of a pool-named statement (`pool64_N`) on a server; the tracker keeps the name so a
+    /// Parse the server fails or skips is forgotten instead of being believed prepared. `swallow` when the client did
+    /// not send that Parse (it was prepared on demand for a Bind or Describe).
     static func prepare(swallow: Bool) -> Expectation { Expectation(swallow ? 14 : 13) }
 
     var isFake: Bool { code == 3 || code == 9 }

@@ -162,23 +162,16 @@ final class Pool: @unchecked Sendable {
         }
     }
 
+    /// The error PostgreSQL raises for a cached plan whose result type changed, known by its routine field
+    /// (`RevalidateCachedQuery`, plancache.c), which is never translated as the message may be.
+    static func isStalePlanError(_ body: ByteBuffer) -> Bool {
+        BackendMessageReader.fields(ofErrorBody: body)[UInt8(ascii: "R")] == "RevalidateCachedQuery"
+    }
+
     /// A server said `cached plan must not change result type` (0A000) after DDL changed a table a shared statement
     /// reads. Statements are shared by text, so every server holding that text holds the stale plan: new Parses get
     /// fresh server names (prepared afresh wherever they run), as a new session on PostgreSQL would see the new
     /// table. Clients holding the old statement get 0A000 as they would on PostgreSQL, and re-prepare.
-    /// The error PostgreSQL raises for a cached plan whose result type changed, known by its routine field
-    /// (`RevalidateCachedQuery`, plancache.c), which is never translated as the message may be.
-    static func isStalePlanError(_ body: ByteBuffer) -> Bool {
-        let needle = Array("RRevalidateCachedQuery\0".utf8)
-        return body.withUnsafeReadableBytes { raw in
-            guard raw.count >= needle.count else { return false }
-            for i in 0...(raw.count - needle.count) where raw[i] == needle[0] && (i == 0 || raw[i - 1] == 0) {
-                if needle.indices.allSatisfy({ raw[i + $0] == needle[$0] }) { return true }
-            }
-            return false
-        }
-    }
-
     private func planInvalidated() {
         logger.info("a shared prepared statement's plan went stale (0A000); new Parses get fresh statements")
         statementNames.removeAll()

@@ -48,16 +48,18 @@ struct ResponseTracker {
     // cost more than the append; fakes take the out-of-line path.
     @inline(__always)
     mutating func expect(_ e: Expectation, out: inout ByteBuffer) {
+        // Name-carrying expectations go through `expect(_:name:clientName:)`, which keeps `names` in step.
+        assert(!e.carriesName, "\(e) recorded without its name")
         expected.append(e)
         if e.isFake { expectedFake(out: &out) }
     }
 
     /// Records a Parse or Close of the pool-named statement `name` (`Expectation.prepare`, `.evict`); `clientName`
     /// for a Parse the client sent under that name.
-    mutating func expect(_ e: Expectation, name: String, clientName: String? = nil, out: inout ByteBuffer) {
+    mutating func expect(_ e: Expectation, name: String, clientName: String? = nil) {
         precondition(e.carriesName)
         names.append((name, clientName))
-        expect(e, out: &out)
+        expected.append(e)  // never a fake
     }
 
     /// True when `takeStatementEvents` has something (one compare per ReadyForQuery on the relay).

@@ -65,14 +65,6 @@ struct WaitQueue<Node: WaitQueueNode> {
         return true
     }
 
-    /// Empties the queue, oldest first.
-    mutating func removeAll() -> [Node] {
-        var out: [Node] = []
-        out.reserveCapacity(count)
-        while let n = popFirst() { out.append(n) }
-        return out
-    }
-
     private mutating func unlink(_ n: Unmanaged<Node>) {
         n._withUnsafeGuaranteedRef { node in
             let previous = node.waitLinks.previous

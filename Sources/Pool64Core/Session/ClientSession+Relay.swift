@@ -303,7 +303,7 @@ extension ClientSession {
         case FrontendType.parse: return .parse(swallow: false)
         case FrontendType.bind: return .bind
         case FrontendType.describe: return .describe
-        default: return .close(swallow: false)
+        default: return .close
         }
     }
 
@@ -365,7 +365,7 @@ extension ClientSession {
                 return
             }
             server.queue(bytes)
-            server.tracker.expect(.close(swallow: false), out: &out)
+            server.tracker.expect(.close, out: &out)
         case .execute, .sync, .flush, .query, .terminate, .other:
             server.queue(bytes)
         }
@@ -433,7 +433,7 @@ extension ClientSession {
             while j < p.count, p[j] != 0 { j += 1 }
             return j + 1 < p.count && p[j + 1] == 0 ? .bind : nil
         case FrontendType.describe, FrontendType.close:
-            let e: Expectation = type == FrontendType.describe ? .describe : .close(swallow: false)
+            let e: Expectation = type == FrontendType.describe ? .describe : .close
             if p[i] == UInt8(ascii: "P") { return e }
             return i + 1 < p.count && p[i + 1] == 0 ? e : nil
         default:
@@ -493,11 +493,11 @@ extension ClientSession {
         // server fails or skips (`Pool.settleStatements`), and the name is forgotten again.
         if let victim = server.addPrepared(serverName, limit: proxy.config.maxPreparedStatements) {
             b.writeDescribeOrClose(FrontendType.close, kind: UInt8(ascii: "S"), name: victim)
-            server.tracker.expect(.evict, name: victim, out: &out)
+            server.tracker.expect(.evict, name: victim)
         }
         b.writeParse(name: serverName, query: query, parameterTypes: types)
         server.write(&b)
-        server.tracker.expect(.prepare(swallow: swallow), name: serverName, clientName: clientName, out: &out)
+        server.tracker.expect(.prepare(swallow: swallow), name: serverName, clientName: clientName)
     }
 
     private func inspect(query frame: ByteBuffer, _ server: ServerConnection) {
