@@ -15,39 +15,42 @@ struct Pool64Command: AsyncParsableCommand {
         discussion: "Every option can also be set as POOL64_<NAME> (e.g. POOL64_POOL_SIZE) or in --config FILE.",
         version: pool64Version)
 
-    @Option(name: .customLong("listen"), help: "PostgreSQL listen address (repeatable) [default [::]:6432]")
+    @Option(name: .customLong("listen"), help: Self.optionHelp("listen"))
     var listen: [String] = []
-    @Option(name: .customLong("admin-listen"), help: "HTTP admin listen address (repeatable) [default [::]:9090]")
+    @Option(name: .customLong("admin-listen"), help: Self.optionHelp("admin-listen"))
     var adminListen: [String] = []
     @Option(name: .customLong("config"), help: "key = value settings file")
     var configFile: String?
     @Option(name: .customLong("set"), help: "any setting as key=value (repeatable)")
     var set: [String] = []
-    @Option(name: .customLong("database-url")) var databaseURL: String?
-    @Option(name: .customLong("pool-mode")) var poolMode: String?
-    @Option(name: .customLong("pool-size")) var poolSize: String?
-    @Option(name: .customLong("min-pool-size")) var minPoolSize: String?
-    @Option(name: .customLong("max-client-conn")) var maxClientConn: String?
-    @Option(name: .customLong("query-wait-timeout")) var queryWaitTimeout: String?
-    @Option(name: .customLong("server-lifetime")) var serverLifetime: String?
-    @Option(name: .customLong("server-idle-timeout")) var serverIdleTimeout: String?
-    @Option(name: .customLong("client-idle-timeout")) var clientIdleTimeout: String?
-    @Option(name: .customLong("client-login-timeout")) var clientLoginTimeout: String?
-    @Option(name: .customLong("auth-type")) var authType: String?
-    @Option(name: .customLong("auth-file")) var authFile: String?
-    @Option(name: .customLong("tls-cert")) var tlsCert: String?
-    @Option(name: .customLong("tls-key")) var tlsKey: String?
-    @Option(name: .customLong("project")) var project: String?
-    @Option(name: .customLong("log-level")) var logLevel: String?
-    @Option(name: .customLong("log-format")) var logFormat: String?
-    @Option(name: .customLong("ip-policy")) var ipPolicy: String?
-    @Option(name: .customLong("nat64-prefix")) var nat64Prefix: String?
-    @Option(name: .customLong("happy-eyeballs-delay")) var happyEyeballsDelay: String?
-    @Option(name: .customLong("dns-ttl-cap")) var dnsTTLCap: String?
-    @Option(name: .customLong("admin-token")) var adminToken: String?
-    @Option(name: .customLong("shutdown-timeout")) var shutdownTimeout: String?
-    @Option(name: .customLong("max-prepared-statements")) var maxPreparedStatements: String?
-    @Option(name: .customLong("max-message-size")) var maxMessageSize: String?
+    @Option(name: .customLong("database-url"), help: Self.optionHelp("database-url")) var databaseURL: String?
+    @Option(name: .customLong("pool-mode"), help: Self.optionHelp("pool-mode")) var poolMode: String?
+    @Option(name: .customLong("pool-size"), help: Self.optionHelp("pool-size")) var poolSize: String?
+    @Option(name: .customLong("min-pool-size"), help: Self.optionHelp("min-pool-size")) var minPoolSize: String?
+    @Option(name: .customLong("max-client-conn"), help: Self.optionHelp("max-client-conn")) var maxClientConn: String?
+    @Option(name: .customLong("query-wait-timeout"), help: Self.optionHelp("query-wait-timeout")) var queryWaitTimeout: String?
+    @Option(name: .customLong("server-lifetime"), help: Self.optionHelp("server-lifetime")) var serverLifetime: String?
+    @Option(name: .customLong("server-idle-timeout"), help: Self.optionHelp("server-idle-timeout")) var serverIdleTimeout: String?
+    @Option(name: .customLong("client-idle-timeout"), help: Self.optionHelp("client-idle-timeout")) var clientIdleTimeout: String?
+    @Option(name: .customLong("client-login-timeout"), help: Self.optionHelp("client-login-timeout")) var clientLoginTimeout: String?
+    @Option(name: .customLong("auth-type"), help: Self.optionHelp("auth-type")) var authType: String?
+    @Option(name: .customLong("auth-file"), help: Self.optionHelp("auth-file")) var authFile: String?
+    @Option(name: .customLong("tls-cert"), help: Self.optionHelp("tls-cert")) var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: Self.optionHelp("tls-key")) var tlsKey: String?
+    @Option(name: .customLong("project"), help: Self.optionHelp("project")) var project: String?
+    @Option(name: .customLong("log-level"), help: Self.optionHelp("log-level")) var logLevel: String?
+    @Option(name: .customLong("log-format"), help: Self.optionHelp("log-format")) var logFormat: String?
+    @Option(name: .customLong("ip-policy"), help: Self.optionHelp("ip-policy")) var ipPolicy: String?
+    @Option(name: .customLong("nat64-prefix"), help: Self.optionHelp("nat64-prefix")) var nat64Prefix: String?
+    @Option(name: .customLong("happy-eyeballs-delay"), help: Self.optionHelp("happy-eyeballs-delay")) var happyEyeballsDelay: String?
+    @Option(name: .customLong("dns-ttl-cap"), help: Self.optionHelp("dns-ttl-cap")) var dnsTTLCap: String?
+    @Option(name: .customLong("admin-token"), help: Self.optionHelp("admin-token")) var adminToken: String?
+    @Option(name: .customLong("shutdown-timeout"), help: Self.optionHelp("shutdown-timeout")) var shutdownTimeout: String?
+    @Option(name: .customLong("max-prepared-statements"), help: Self.optionHelp("max-prepared-statements")) var maxPreparedStatements: String?
+    @Option(name: .customLong("max-message-size"), help: Self.optionHelp("max-message-size")) var maxMessageSize: String?
+
+    /// A flag's help: the setting's description and default from `Configuration`, so `--help` and the loader agree.
+    private static func optionHelp(_ key: String) -> ArgumentHelp { ArgumentHelp(Configuration.helpText(key)) }
 
     /// Flags given on the command line, as settings.
     func flagSettings() -> [String: String] {

@@ -30,6 +30,20 @@ import Pool64Resolver
         #expect(c.authType == .scramSHA256)
     }
 
+    // --help prints Configuration.defaults; they must be what an empty configuration runs with.
+    @Test func documentedDefaultsAreTheDefaults() throws {
+        var settings = Configuration.defaults
+        settings["database-url"] = url
+        let parsed = try Configuration(settings: settings)
+        var expected = Configuration()
+        expected.databaseURL = url
+        #expect(parsed == expected)
+        let keys = Set(Configuration.keys.map(\.key))
+        #expect(Set(Configuration.defaults.keys).isSubset(of: keys))
+        #expect(Configuration.helpText("pool-size") == "server connections per (database, user) pool (default: 20)")
+        #expect(Configuration.helpText("auth-file").hasSuffix("lines"))
+    }
+
     @Test func unknownAndInvalidSettingsNameTheKey() {
         #expect(throws: ConfigurationError(key: "pool-sise", value: "3", reason: "unknown setting")) {
             try Configuration(settings: ["database-url": url, "pool-sise": "3"])

@@ -62,9 +62,9 @@ public struct Configuration: Sendable, Equatable {
 
     /// Every key the loader accepts, with a one-line description for `--help` and docs.
     public static let keys: [(key: String, help: String)] = [
-        ("listen", "PostgreSQL listen addresses, comma separated ([::]:6432)"),
-        ("admin-listen", "HTTP admin listen addresses, comma separated ([::]:9090)"),
-        ("database-url", "libpq URL or key=value string of the database (DATABASE_URL)"),
+        ("listen", "PostgreSQL listen addresses, comma separated or repeated"),
+        ("admin-listen", "HTTP admin listen addresses, comma separated or repeated"),
+        ("database-url", "libpq URL or key=value string of the database (or DATABASE_URL); required"),
         ("pool-mode", "transaction | session"),
         ("pool-size", "server connections per (database, user) pool"),
         ("min-pool-size", "server connections kept open even when idle"),
@@ -82,7 +82,7 @@ public struct Configuration: Sendable, Equatable {
         ("log-level", "trace | debug | info | notice | warning | error | critical"),
         ("log-format", "text | json"),
         ("ip-policy", "ipv6-first | ipv4 | ipv6-only"),
-        ("nat64-prefix", "NAT64 prefix (64:ff9b::/96), auto (RFC 7050) or off"),
+        ("nat64-prefix", "NAT64 /96 prefix, auto (RFC 7050 discovery) or off"),
         ("happy-eyeballs-delay", "seconds between connection attempts (RFC 8305)"),
         ("dns-ttl-cap", "longest seconds a DNS answer is cached"),
         ("admin-token", "bearer token required by /stats and /metrics"),
@@ -90,6 +90,25 @@ public struct Configuration: Sendable, Equatable {
         ("max-prepared-statements", "prepared statements cached per server connection"),
         ("max-message-size", "largest client message accepted, bytes"),
     ]
+
+    /// Each key's default as it would be written in a setting; keys without one (database-url, auth-file, TLS files,
+    /// admin-token) are unset by default. A unit test checks that these parse back to `Configuration()`.
+    public static let defaults: [String: String] = [
+        "listen": "[::]:6432", "admin-listen": "[::]:9090", "pool-mode": "transaction", "pool-size": "20",
+        "min-pool-size": "0", "max-client-conn": "10000", "query-wait-timeout": "120", "server-lifetime": "3600",
+        "server-idle-timeout": "600", "client-idle-timeout": "0", "client-login-timeout": "60",
+        "auth-type": "scram-sha-256", "project": "default", "log-level": "info", "log-format": "text",
+        "ip-policy": "ipv6-first", "nat64-prefix": "64:ff9b::/96", "happy-eyeballs-delay": "0.25",
+        "dns-ttl-cap": "300", "shutdown-timeout": "30", "max-prepared-statements": "1000",
+        "max-message-size": "268435456",
+    ]
+
+    /// `--help` text of `key`: its description and default.
+    public static func helpText(_ key: String) -> String {
+        let help = keys.first { $0.key == key }?.help ?? ""
+        guard let d = defaults[key] else { return help }
+        return "\(help) (default: \(d))"
+    }
 
     /// Builds a configuration from merged settings; throws naming the first unknown or invalid key.
     public init(settings: [String: String]) throws(ConfigurationError) {
