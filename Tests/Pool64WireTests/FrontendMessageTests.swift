@@ -73,4 +73,16 @@ import Testing
         #expect(BackendMessageReader.sqlstate(ofErrorBody: body) == "28P01")
         #expect(Int(b.getInteger(at: 1, as: Int32.self)!) == b.readableBytes - 1)
     }
+
+    @Test func errorTextRenamedWithFieldsKept() {
+        var b = ByteBuffer()
+        b.writeErrorResponse(
+            ErrorFields(sqlstate: "42P05", message: "prepared statement \"pool64_3\" already exists", hint: "h"))
+        let renamed = BackendMessageReader.replacing("\"pool64_3\"", with: "\"dup\"", inErrorFrame: b)!
+        #expect(Int(renamed.getInteger(at: 1, as: Int32.self)!) == renamed.readableBytes - 1)
+        let fields = BackendMessageReader.fields(ofErrorBody: renamed.getSlice(at: 5, length: renamed.readableBytes - 5)!)
+        #expect(fields[UInt8(ascii: "M")] == "prepared statement \"dup\" already exists")
+        #expect(fields[UInt8(ascii: "C")] == "42P05" && fields[UInt8(ascii: "H")] == "h")
+        #expect(BackendMessageReader.replacing("\"other\"", with: "x", inErrorFrame: b) == nil)
+    }
 }

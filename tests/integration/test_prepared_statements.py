@@ -131,6 +131,9 @@ def test_preparing_a_name_twice_is_an_error(one_server):
     assert tags(exchange(a, parse("dup", "select 1") + SYNC)) == [b"1", b"Z"]
     msgs = exchange(a, parse("dup", "select 2") + SYNC)
     assert sqlstates(msgs) == ["42P05"], msgs
+    # PostgreSQL's text, with the client's name (not the pool's name for the statement on the server).
+    errors = [parse_error_fields(p) for t, p in msgs if t == b"E"]
+    assert errors[0]["M"] == 'prepared statement "dup" already exists', errors
     # The first statement is untouched.
     msgs = exchange(a, bind("dup") + execute() + SYNC)
     assert row_values(msgs) == [["1"]], msgs

@@ -162,6 +162,20 @@ final class Pool: @unchecked Sendable {
         }
     }
 
+    /// The server's error `frame` with each `"server name"` in `names` (server name → client name) replaced by the
+    /// client's `"name"`, so a duplicate prepare reads as on PostgreSQL.
+    static func namingClientStatements(_ frame: ByteBuffer, _ names: [String: String]) -> ByteBuffer {
+        var frame = frame
+        for (serverName, clientName) in names {
+            if let renamed = BackendMessageReader.replacing(
+                "\"\(serverName)\"", with: "\"\(clientName)\"", inErrorFrame: frame)
+            {
+                frame = renamed
+            }
+        }
+        return frame
+    }
+
     /// The error PostgreSQL raises for a cached plan whose result type changed, known by its routine field
     /// (`RevalidateCachedQuery`, plancache.c), which is never translated as the message may be.
     static func isStalePlanError(_ body: ByteBuffer) -> Bool {
@@ -443,6 +457,7 @@ final class Pool: @unchecked Sendable {
     }
 
     private func serverMessage(_ server: ServerConnection, type: UInt8, frame: ByteBuffer) {
+        var frame = frame
         var status: UInt8 = 0
         switch type {
         case BackendType.readyForQuery:
@@ -466,6 +481,10 @@ final class Pool: @unchecked Sendable {
             let code = BackendMessageReader.sqlstate(ofErrorBody: body) ?? "XX000"
             stats.errorsBySqlstateClass[String(code.prefix(2)), default: 0] &+= 1
             if code == "0A000", !server.prepared.isEmpty, Self.isStalePlanError(body) { planInvalidated() }
+            if code == "42P05", !server.duplicateParses.isEmpty {
+                frame = Self.namingClientStatements(frame, server.duplicateParses)
+                server.duplicateParses.removeAll()
+            }
             if server.tracker.isSwallowing {
                 logger.warning(
                     "pool64's own query failed on server", metadata: ["server": "\(server.id)", "sqlstate": "\(code)"])

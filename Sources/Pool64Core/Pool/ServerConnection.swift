@@ -52,6 +52,9 @@ final class ServerConnection: TransportDelegate, @unchecked Sendable {
     /// Server-side names of prepared statements this connection holds, with a use tick for LRU eviction.
     var prepared: [String: UInt64] = [:]
     var preparedTick: UInt64 = 0
+    /// Client names of statements parsed a second time here (`ClientSession.duplicateParse`), by server name: the
+    /// server's 42P05 names the pool statement, and the client is told its own name instead.
+    var duplicateParses: [String: String] = [:]
     /// Pending bytes to the server, written at the end of the current read batch.
     var outbound: ByteBuffer
     /// Whether the channel's autoRead is on (see `setReading`).

@@ -409,6 +409,7 @@ extension ClientSession {
         var b = allocator.buffer(capacity: existing.query.utf8.count + existing.serverName.utf8.count + 16)
         b.writeParse(name: existing.serverName, query: existing.query, parameterTypes: existing.parameterTypes)
         server.write(&b)
+        server.duplicateParses[existing.serverName] = name
         // A plain Parse expectation: its failure must not make the existing statement look unprepared.
         server.tracker.expect(.parse(swallow: false), out: &out)
     }

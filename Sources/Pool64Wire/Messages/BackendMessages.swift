@@ -153,6 +153,34 @@ public enum BackendMessageReader {
         return out
     }
 
+    /// The ErrorResponse/NoticeResponse `frame` (header included) with `old` replaced by `new` in its message
+    /// and detail fields, every field kept in order; nil when neither field contains `old`.
+    public static func replacing(_ old: String, with new: String, inErrorFrame frame: ByteBuffer) -> ByteBuffer? {
+        guard let type = frame.getInteger(at: frame.readerIndex, as: UInt8.self),
+            var body = frame.getSlice(at: frame.readerIndex + 5, length: frame.readableBytes - 5)
+        else { return nil }
+        var fields: [(UInt8, String)] = []
+        var changed = false
+        while let code = body.readInteger(as: UInt8.self), code != 0 {
+            guard var value = body.readNullTerminatedString() else { return nil }
+            if code == UInt8(ascii: "M") || code == UInt8(ascii: "D"), value.contains(old) {
+                value = value.replacing(old, with: new)
+                changed = true
+            }
+            fields.append((code, value))
+        }
+        guard changed else { return nil }
+        var out = ByteBuffer()
+        out.writeMessage(type) { b in
+            for (code, value) in fields {
+                b.writeInteger(code)
+                b.writeNullTerminatedString(value)
+            }
+            b.writeInteger(UInt8(0))
+        }
+        return out
+    }
+
     /// Name and value of a ParameterStatus body.
     public static func parameterStatus(_ body: ByteBuffer) -> (String, String)? {
         var body = body
