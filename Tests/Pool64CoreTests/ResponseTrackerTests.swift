@@ -161,6 +161,26 @@ import Testing
         #expect(t.takeStatementEvents() == [.prepared("pool64_4")])
     }
 
+    // A DEALLOCATE in a failed transaction gets 25P02 and drops nothing: reporting it would leave the statement on
+    // the server under a name pool64 forgot (every later Parse of that SQL there: 42P05).
+    @Test func aDeallocateIsReportedOnlyWhenTheServerRanIt() {
+        var t = ResponseTracker()
+        t.expect(.deallocate, name: "pool64_5", clientName: "s1")
+        #expect(t.receive(BackendType.errorResponse) == .forward)
+        #expect(t.receive(Z, readyStatus: UInt8(ascii: "E")) == .forward)
+        let refused = t.hasStatementEvents
+        #expect(!refused)
+        t.expect(.deallocate, name: "", clientName: "s2")
+        #expect(t.receive(BackendType.commandComplete) == .forward)
+        #expect(t.receive(Z, readyStatus: UInt8(ascii: "T")) == .forward)
+        #expect(t.takeStatementEvents() == [.deallocated("", clientName: "s2")])
+        // The refusal does not carry over to the next one.
+        t.expect(.deallocate, name: "pool64_6", clientName: "s3")
+        #expect(t.receive(BackendType.commandComplete) == .forward)
+        #expect(t.receive(Z, readyStatus: UInt8(ascii: "T")) == .forward)
+        #expect(t.takeStatementEvents() == [.deallocated("pool64_6", clientName: "s3")])
+    }
+
     @Test func theStalePlanErrorIsKnownByItsRoutine() {
         func body(_ fields: [(Character, String)]) -> ByteBuffer {
             var b = ByteBuffer()

@@ -38,16 +38,6 @@ RUN_TIMEOUT = 120
 # drivers. A differing check listed here makes the test XFAIL with this text (every other check must still pass);
 # once a check matches PostgreSQL again, its entry can go.
 KNOWN_POOL64_BUGS = {
-    "deallocate_in_failed_tx": (
-        "SQL DEALLOCATE of a client's statement inside a failed transaction is refused by PostgreSQL (25P02) and the "
-        "statement stays, but pool64 forgets its server statement pool64_N while the server keeps it: the client's "
-        "name is gone (26000 instead of the result), and the next Parse of the same SQL on that server connection "
-        "fails with 42P05 'prepared statement \"pool64_N\" already exists', for every client, until the server "
-        "connection closes"),
-    "deallocate_in_failed_tx_pinned": (
-        "as deallocate_in_failed_tx, on a client pinned by session state (SET search_path): the Parse itself gets "
-        "42P05 for pool64_N, and PHP PDO (which answers 42P05 at Parse with DEALLOCATE and Parse again) loops "
-        "forever at 100% CPU"),
     "ddl_change_busy_server": (
         "after DDL adds a column under a prepared SELECT *, a client whose statement runs on a server connection "
         "that never prepared it gets it prepared afresh there: the new row shape instead of PostgreSQL's 0A000 "

@@ -126,6 +126,40 @@ def test_deallocate_by_name_frees_the_name(one_server):
     a.terminate()
 
 
+def test_deallocate_refused_in_a_failed_transaction_keeps_the_statement(one_server):
+    # ruby-pg, pgx and PHP PDO send DEALLOCATE after a failed statement inside a transaction; PostgreSQL refuses it
+    # (25P02) and the statement stays. pool64 once forgot it anyway: the client's name gave 26000, and the next
+    # Parse of the same SQL on that server connection, by any client, got 42P05 for the pool's name.
+    a = client(one_server)
+    assert tags(exchange(a, parse("s1", "select 7") + SYNC)) == [b"1", b"Z"]
+    a.query("begin")
+    msgs = exchange(a, bind("s1") + execute() + SYNC)
+    assert row_values(msgs) == [["7"]], msgs
+    with pytest.raises(Exception) as e:
+        a.query("select 1/0")
+    assert "22012" in str(e.value), e.value
+    with pytest.raises(Exception) as e:
+        a.query("DEALLOCATE s1")
+    assert "25P02" in str(e.value), e.value
+    a.query("rollback")
+    msgs = exchange(a, bind("s1") + execute() + SYNC)
+    assert sqlstates(msgs) == [] and row_values(msgs) == [["7"]], msgs
+    # The same SQL under another name, from this client and (transaction mode: same server) from another one.
+    msgs = exchange(a, parse("s2", "select 7") + bind("s2") + execute() + SYNC)
+    assert sqlstates(msgs) == [] and row_values(msgs) == [["7"]], msgs
+    # Once the transaction is healthy, DEALLOCATE frees the name.
+    a.query("begin")
+    a.query("DEALLOCATE s1")
+    a.query("commit")
+    msgs = exchange(a, parse("s1", "select 8") + bind("s1") + execute() + SYNC)
+    assert sqlstates(msgs) == [] and row_values(msgs) == [["8"]], msgs
+    a.terminate()
+    b = client(one_server)
+    msgs = exchange(b, parse("x", "select 7") + bind("x") + execute() + SYNC)
+    assert sqlstates(msgs) == [] and row_values(msgs) == [["7"]], msgs
+    b.terminate()
+
+
 def test_preparing_a_name_twice_is_an_error(one_server):
     a = client(one_server)
     assert tags(exchange(a, parse("dup", "select 1") + SYNC)) == [b"1", b"Z"]

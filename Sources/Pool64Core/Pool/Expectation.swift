@@ -5,7 +5,7 @@
 /// A one-byte code rather than an enum with payloads: the relay queues and compares several per transaction, and
 /// a code fits four bits of `ExpectationQueue`'s inline word (compares are byte compares, no witness calls).
 struct Expectation: Equatable, CustomStringConvertible {
-    /// 1...14 (0 is never a valid code).
+    /// 1...15 (0 is never a valid code).
     let code: UInt8
 
     private init(_ code: UInt8) { self.code = code }
@@ -37,17 +37,21 @@ struct Expectation: Equatable, CustomStringConvertible {
     /// Parse the server fails or skips is forgotten instead of being believed prepared. `swallow` when the client did
     /// not send that Parse (it was prepared on demand for a Bind or Describe).
     static func prepare(swallow: Bool) -> Expectation { Expectation(swallow ? 14 : 13) }
+    /// ReadyForQuery ending the `DEALLOCATE` pool64 sends for a client's SQL `DEALLOCATE name` inside a transaction;
+    /// the tracker keeps the names and reports the statement gone only when the server did not refuse it (in a
+    /// failed transaction it answers 25P02 and the statement stays, on the server and for the client).
+    static let deallocate = Expectation(15)
 
     var isFake: Bool { code == 3 || code == 9 }
 
     /// Ends at a ReadyForQuery.
-    var isSyncPoint: Bool { code >= 10 && code <= 12 }
+    var isSyncPoint: Bool { (code >= 10 && code <= 12) || code == 15 }
 
     /// A ParseComplete or CloseComplete pool64 asked for itself and drops.
     var isSwallowedParseOrClose: Bool { code == 2 || code == 8 || code == 14 }
 
     var isParse: Bool { code == 1 || code == 2 || code == 13 || code == 14 }
-    /// A Parse or Close of a pool-named statement: the tracker holds its name.
+    /// A Parse, Close or DEALLOCATE of a pool-named statement: the tracker holds its name.
     var carriesName: Bool { code == 8 || code >= 13 }
     var isClose: Bool { code == 7 || code == 8 }
 
@@ -67,6 +71,7 @@ struct Expectation: Equatable, CustomStringConvertible {
         case 12: return "query(swallow)"
         case 13: return "prepare"
         case 14: return "prepare(swallow)"
+        case 15: return "deallocate"
         default: return "invalid(\(code))"
         }
     }

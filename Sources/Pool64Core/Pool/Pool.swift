@@ -158,6 +158,9 @@ final class Pool: @unchecked Sendable {
                 // Still on the server: keep it known (first in line for the next eviction) so it is not prepared
                 // twice.
                 server.prepared[name] = 0
+            case .deallocated(let name, let clientName):
+                if name.isEmpty { server.prepared.removeAll() } else { server.prepared.removeValue(forKey: name) }
+                server.client?.deallocated(clientName, serverName: name)
             }
         }
     }

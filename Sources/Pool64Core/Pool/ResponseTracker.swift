@@ -19,6 +19,9 @@ struct ResponseTracker {
         case failed(String, clientName: String?)
         /// The eviction Close was skipped after an error: the server still holds it.
         case evictionSkipped(String)
+        /// A client's `DEALLOCATE clientName` ran: the server dropped the statement (`DEALLOCATE pool64_N`), or every
+        /// statement when the server name is empty (`DEALLOCATE ALL` stood in on a server that never prepared it).
+        case deallocated(String, clientName: String)
     }
 
     private(set) var expected = ExpectationQueue()
@@ -29,6 +32,8 @@ struct ResponseTracker {
     private var events: [StatementEvent] = []
     /// Fake expectations in `expected` (most of the time none: `emitReadyFakes` then returns at once).
     private var fakes = 0
+    /// An ErrorResponse came while a `.deallocate` was the head: the server refused it.
+    private var deallocateRefused = false
     /// Status of the last ReadyForQuery.
     private(set) var transactionStatus: TransactionStatus = .idle
 
@@ -55,7 +60,7 @@ struct ResponseTracker {
     }
 
     /// Records a Parse or Close of the pool-named statement `name` (`Expectation.prepare`, `.evict`); `clientName`
-    /// for a Parse the client sent under that name.
+    /// for a Parse the client sent under that name, or for the client's statement a `.deallocate` drops.
     mutating func expect(_ e: Expectation, name: String, clientName: String? = nil) {
         precondition(e.carriesName)
         names.append((name, clientName))
@@ -99,6 +104,8 @@ struct ResponseTracker {
         let (name, clientName) = names.removeFirst()
         if e.isParse {
             events.append(answered ? .prepared(name) : .failed(name, clientName: clientName))
+        } else if e == .deallocate {
+            if answered, let clientName { events.append(.deallocated(name, clientName: clientName)) }
         } else if !answered {
             events.append(.evictionSkipped(name))
         }
@@ -118,10 +125,13 @@ struct ResponseTracker {
             transactionStatus = TransactionStatus(rawValue: readyStatus) ?? .failed
             // Requests the server skipped after an error never get responses; a ReadyForQuery ends them.
             if let head, !head.isSyncPoint { dropToSyncPoint() }
-            if !expected.isEmpty { dropHead() }
+            // `answered` only matters to a `.deallocate`: it ran unless an error came first.
+            if !expected.isEmpty { dropHead(answered: !deallocateRefused) }
+            deallocateRefused = false
             return swallowing ? .drop : .forward
         case BackendType.errorResponse:
             if swallowing { return .drop }
+            if head == .deallocate { deallocateRefused = true }
             // After an error in extended protocol the server discards messages until Sync (PostgreSQL
             // "Extended Query"): drop expectations up to the next sync point, fakes included.
             dropToSyncPoint()
@@ -154,6 +164,7 @@ struct ResponseTracker {
         names.removeAll()
         events.removeAll()
         fakes = 0
+        deallocateRefused = false
         transactionStatus = .idle
     }
 }

@@ -385,20 +385,23 @@ extension ClientSession {
     /// runs the equivalent, so the reply and the transaction state are PostgreSQL's own (25P02 in a failed
     /// transaction). The pool-named statement is deallocated on this server (others re-prepare it on demand), or,
     /// when this server never prepared it, `DEALLOCATE ALL` stands in (its only effect is on statements pool64
-    /// prepares again on demand; the tag reads `DEALLOCATE ALL`).
+    /// prepares again on demand; the tag reads `DEALLOCATE ALL`). Nothing is forgotten until the server has run it
+    /// (`ResponseTracker.StatementEvent.deallocated`): a refused DEALLOCATE leaves the statement in place, as on
+    /// PostgreSQL, instead of on the server under a name pool64 no longer knows.
     private func deallocate(_ name: String, _ server: ServerConnection) {
-        guard let statement = statements.removeValue(forKey: name) else { return }
-        let sql: String
-        if server.prepared.removeValue(forKey: statement.serverName) != nil {
-            sql = "DEALLOCATE \(statement.serverName)"
-        } else {
-            sql = "DEALLOCATE ALL"
-            server.prepared.removeAll()
-        }
+        guard let statement = statements[name] else { return }
+        let onServer = server.prepared[statement.serverName] != nil
+        let sql = onServer ? "DEALLOCATE \(statement.serverName)" : "DEALLOCATE ALL"
         var q = allocator.buffer(capacity: sql.utf8.count + 6)
         q.writeQuery(sql)
         server.write(&q)
-        server.tracker.expect(.query(swallow: false), out: &out)
+        server.tracker.expect(.deallocate, name: onServer ? statement.serverName : "", clientName: name)
+    }
+
+    /// The server ran the DEALLOCATE standing in for the client's `DEALLOCATE name` (`serverName` empty: it was
+    /// `DEALLOCATE ALL`).
+    func deallocated(_ name: String, serverName: String) {
+        if serverName.isEmpty || statements[name]?.serverName == serverName { statements.removeValue(forKey: name) }
     }
 
     /// A named Parse of a name the client already uses: PostgreSQL answers 42P05 (`prepared statement "…" already
