@@ -44,10 +44,6 @@ KNOWN_POOL64_BUGS = {
         "'cached plan must not change result type'. Drivers that cache the statement's description then fail "
         "differently: pgx gets 08P01 'bind message has 2 result formats but query has 3 columns' (and, not seeing "
         "0A000, keeps the stale statement), pg8000 silently returns rows cut to the old columns"),
-    "concurrent_unnamed": (
-        "pg8000's Connection.run sends Parse(unnamed)+Sync, Describe+Sync, then Bind+Execute+Sync; each Sync ends "
-        "a transaction-mode lease, so with other clients active the Bind lands on another server connection: 26000 "
-        "'unnamed prepared statement does not exist' (PostgreSQL keeps the unnamed statement until the next Parse)"),
     "parse_error_after_drop": (
         "a Parse of SQL that pool64 has confirmed before (still prepared by the client) is answered with "
         "ParseComplete without a server after its table was dropped: the 42P01 comes at Bind/Execute instead of at "

@@ -200,3 +200,45 @@ def test_new_statements_see_a_changed_table(one_server):
     c = client(one_server)
     c.query(f"drop table {table}")
     c.terminate()
+
+
+def describe_statement(name: str) -> bytes:
+    return message(b"D", b"S" + name.encode() + b"\0")
+
+
+def test_unnamed_statement_survives_syncs_until_bound(pool64, request):
+    # pg8000 runs every query as Parse("")+Sync, Describe+Sync, Bind+Execute+Sync. Each Sync used to end the
+    # transaction-mode lease, so another client's query could take the server in between (and replace its unnamed
+    # statement, or the Bind went to another server): 26000 'unnamed prepared statement does not exist'.
+    pgbouncer_xfail(request, "PgBouncer 1.18 ends the lease at every Sync")
+    proxy = pool64("transaction", pool_size=1, query_wait_timeout=30)
+    a, b = client(proxy), client(proxy)
+    assert tags(exchange(a, parse("", "select 42") + SYNC)) == [b"1", b"Z"]
+    # b asks for the only server connection while a's unnamed statement is parsed and not bound.
+    b.send(message(b"Q", b"select 1\0"))
+    msgs = exchange(a, describe_statement("") + SYNC)
+    assert tags(msgs) == [b"t", b"T", b"Z"], msgs
+    msgs = exchange(a, bind("") + execute() + SYNC)
+    assert sqlstates(msgs) == [] and row_values(msgs) == [["42"]], msgs
+    # Bound: the lease ends at this Sync and b's query runs.
+    reply = []
+    while not reply or reply[-1][0] != b"Z":
+        reply.append(b.recv_message())
+    assert row_values(reply) == [["1"]], reply
+    a.terminate()
+    b.terminate()
+
+
+def test_an_idle_unbound_unnamed_statement_does_not_hold_the_server(pool64, request):
+    # A client that parses the unnamed statement and then goes quiet keeps the server only while nobody needs it:
+    # with a client waiting, it lets go within a pool tick (its unnamed statement goes too, as under PgBouncer).
+    pgbouncer_xfail(request, "PgBouncer 1.18 ends the lease at every Sync", strict=False)
+    proxy = pool64("transaction", pool_size=1, query_wait_timeout=30)
+    a, b = client(proxy), client(proxy)
+    assert tags(exchange(a, parse("", "select 42") + SYNC)) == [b"1", b"Z"]
+    assert b.scalar("select 2") == "2"
+    # a is still a working client.
+    msgs = exchange(a, parse("", "select 43") + bind("") + execute() + SYNC)
+    assert row_values(msgs) == [["43"]], msgs
+    a.terminate()
+    b.terminate()

@@ -488,6 +488,8 @@ final class Pool: @unchecked Sendable {
                 frame = Self.namingClientStatements(frame, server.duplicateParses)
                 server.duplicateParses.removeAll()
             }
+            // A failed Parse leaves no unnamed statement to keep the server for.
+            server.client?.unnamedUnbound = false
             if server.tracker.isSwallowing {
                 logger.warning(
                     "pool64's own query failed on server", metadata: ["server": "\(server.id)", "sqlstate": "\(code)"])
@@ -529,6 +531,7 @@ extension Pool {
                 closeServer(s, reason: "server idle timeout")
             }
         }
+        if !waiters.isEmpty || proxy.draining { releaseUnboundHolders(now: now) }
         if config.queryWaitTimeout > 0 {
             let limit = TimeAmount.nanoseconds(Int64(config.queryWaitTimeout * 1e9))
             while let c = waiters.first, let started = c.waitStarted, now - started > limit {
@@ -542,6 +545,18 @@ extension Pool {
             }
         }
         launchDials()
+    }
+
+    /// Clients kept attached between transactions for an unbound unnamed statement (`ClientSession.unnamedUnbound`)
+    /// that have sent nothing for a second while others wait, or while draining, give their server back; their
+    /// unnamed statement goes with it, as it would have without the hold.
+    private func releaseUnboundHolders(now: NIODeadline) {
+        for server in all.values where server.state == .active {
+            guard let client = server.client, client.unnamedUnbound, server.tracker.isIdle,
+                proxy.draining || now - client.lastActivity > .seconds(1)
+            else { continue }
+            client.releaseUnboundHold(server)
+        }
     }
 
     /// After a reload: close idle connections beyond a smaller pool size (busy ones close as they come back), and

@@ -85,6 +85,8 @@ extension ClientSession {
             case FrontendType.query:
                 // Session mode looks too: RESET ALL / DISCARD ALL there must also restore the client's own values.
                 if Self.queryMightAffectSession(query: raw) { return .stop }
+                // A simple Query drops the unnamed statement.
+                self.unnamedUnbound = false
                 expectation = .query(swallow: false)
             case FrontendType.execute:
                 expectation = .execute
@@ -102,7 +104,12 @@ extension ClientSession {
                     break
                 }
                 guard let e = Self.unnamedExpectation(type, raw: raw) else { return .stop }
-                if type == FrontendType.parse, Self.queryMightAffectSession(parse: raw) { return .stop }
+                if type == FrontendType.parse {
+                    if Self.queryMightAffectSession(parse: raw) { return .stop }
+                    self.unnamedUnbound = true
+                } else if type == FrontendType.bind {
+                    self.unnamedUnbound = false
+                }
                 expectation = e
             default:
                 return .stop
@@ -264,6 +271,7 @@ extension ClientSession {
                     return
                 }
                 inspect(query: bytes, server)
+                unnamedUnbound = false
                 server.queue(bytes)
                 server.tracker.expect(.query(swallow: false), out: &out)
                 if parametersReset { resynchronizeParameters(server) }
@@ -323,6 +331,7 @@ extension ClientSession {
         case .parse(let name, let query, let types):
             if mightAffectSession(query), let effect = stateEffect(query), effect != .none { apply(effect, server) }
             guard !name.isEmpty else {
+                unnamedUnbound = true
                 server.queue(bytes)
                 server.tracker.expect(.parse(swallow: false), out: &out)
                 return
@@ -340,6 +349,7 @@ extension ClientSession {
             }
         case .bind(let portal, let statement, let rest):
             guard !statement.isEmpty, let s = ensurePrepared(statement, on: server) else {
+                if statement.isEmpty { unnamedUnbound = false }
                 server.queue(bytes)
                 server.tracker.expect(.bind, out: &out)
                 return
@@ -589,6 +599,14 @@ extension ClientSession {
         poolRef._withUnsafeGuaranteedRef { readyForQuery(server, forwarded: forwarded, pool: $0) }
     }
 
+    /// `Pool.maintain`: stop holding `server` for an unbound unnamed statement (the client is idle).
+    func releaseUnboundHold(_ server: ServerConnection) {
+        guard let pool, self.server === server, unnamedUnbound, !pinned else { return }
+        unnamedUnbound = false
+        self.server = nil
+        pool.release(server, needsReset: false)
+    }
+
     private func readyForQuery(_ server: ServerConnection, forwarded: Bool, pool: Pool) {
         if forwarded {
             pool.stats.totalQueryCount &+= 1
@@ -602,7 +620,7 @@ extension ClientSession {
             pool.xactHistogram.record(micros: us)
             transactionStarted = nil
         }
-        if transactionMode && !pinned {
+        if transactionMode && !pinned && !unnamedUnbound {
             self.server = nil
             // The server handler flushes its client at the end of a read; this one is leaving, so flush now.
             flushToClient()

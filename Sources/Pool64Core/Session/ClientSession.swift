@@ -104,6 +104,10 @@ final class ClientSession: TransportDelegate, WaitQueueNode, @unchecked Sendable
     var allocator: ByteBufferAllocator { proxy.loop.allocator }
     var statements: [String: ClientStatement] = [:]
     var pinned = false
+    /// Transaction mode: the unnamed statement was parsed in this lease and not bound yet. A Sync does not end the
+    /// lease then: pg8000 sends Parse+Sync, Describe+Sync, Bind+Execute+Sync, and the unnamed statement lives only
+    /// on the server that parsed it (`Pool.maintain` lets go of a client that stops there while others wait).
+    var unnamedUnbound = false
     var processID: Int32 = 0
     var secretKey: Int32 = 0
     var lastActivity: NIODeadline
