@@ -167,14 +167,22 @@ struct AdminServerTests {
 
     @Test("a silent client is disconnected after the idle timeout while others are served")
     func idleTimeout() async throws {
-        let configuration = AdminServer.Configuration(listen: ["127.0.0.1:0"], idleTimeout: .milliseconds(300))
+        let configuration = AdminServer.Configuration(listen: ["127.0.0.1:0"], idleTimeout: .milliseconds(500))
         try await withAdminServer(configuration) { _, addresses in
             try await RawHTTPConnection.with(addresses[0]) { silent in
-                try await silent.send("GET /hea")
+                // On a loaded CI machine the server may already have closed the silent connection before this
+                // write runs (CI once failed here with "I/O on closed channel"); that closure is the behaviour
+                // under test, so it is accepted, and the read below still has to see EOF, not a response.
+                do {
+                    try await silent.send("GET /hea")
+                } catch ChannelError.ioOnClosedChannel {}
                 let other = try await RawHTTPConnection.with(addresses[0]) { try await $0.get("/healthz") }
                 #expect(other.status == 200)
                 let started = ContinuousClock.now
-                #expect(try await silent.readResponse() == nil)
+                // A reset (our late write met the closed socket) is a close too; a response is not.
+                let response: RawHTTPResponse?
+                do { response = try await silent.readResponse() } catch is IOError { response = nil }
+                #expect(response == nil)
                 // Generous bound: only "it closes", not how fast, is asserted (timing belongs in benchmarks).
                 #expect(ContinuousClock.now - started < .seconds(30))
             }
