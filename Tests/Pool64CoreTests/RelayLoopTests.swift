@@ -237,9 +237,11 @@ import Testing
     @Test func fifoAcrossWrapAroundAndGrowth() {
         var q = ExpectationQueue()
         var model: [Pool64Core.Expectation] = []
-        let kinds: [Pool64Core.Expectation] = [.bind, .describe, .execute, .sync, .parse(swallow: true), .close]
+        let kinds: [Pool64Core.Expectation] = [
+            .bind, .describe, .execute, .sync, .parse(swallow: true), .close, .staleBind, .describeShape, .deallocate,
+        ]
         for round in 0..<200 {
-            // push a varying number, pop a varying number: exercises wrap-around and growth past 16
+            // push a varying number, pop a varying number: exercises wrap-around and growth past 12 (five-bit codes up to 17)
             for i in 0..<(round % 7 + (round % 50 == 0 ? 40 : 0)) {
                 let e = kinds[(round + i) % kinds.count]
                 q.append(e)

@@ -181,6 +181,95 @@ import Testing
         #expect(t.takeStatementEvents() == [.deallocated("pool64_6", clientName: "s3")])
     }
 
+    @Test func aShapeDescribeIsSwallowedAndReportedWithItsNames() {
+        var t = ResponseTracker()
+        var out = ByteBuffer()
+        t.expect(.prepare(swallow: false), name: "pool64_1", clientName: "s1")
+        t.expect(.describeShape, name: "pool64_1", clientName: "s1")
+        t.expect(.bind, out: &out)
+        t.expect(.sync, out: &out)
+        #expect(t.shapeChecks == 1)
+        #expect(t.receive(BackendType.parseComplete) == .forward)
+        #expect(t.receive(BackendType.parameterDescription) == .drop)
+        #expect(t.receive(BackendType.rowDescription) == .dropDescription)
+        t.described(shape: 42)
+        #expect(t.shapeChecks == 0)
+        #expect(t.receive(BackendType.bindComplete) == .forward)
+        #expect(t.receive(Z, readyStatus: UInt8(ascii: "I")) == .forward)
+        #expect(t.takeStatementEvents() == [.prepared("pool64_1"), .described("pool64_1", clientName: "s1", shape: 42)])
+        // NoData describes a statement without rows the same way.
+        t.expect(.prepare(swallow: true), name: "pool64_2")
+        t.expect(.describeShape, name: "pool64_2")
+        #expect(t.receive(BackendType.parseComplete) == .drop)
+        #expect(t.receive(BackendType.parameterDescription) == .drop)
+        #expect(t.receive(BackendType.noData) == .dropDescription)
+        t.described(shape: 0)
+        #expect(t.takeStatementEvents() == [.prepared("pool64_2"), .described("pool64_2", clientName: nil, shape: 0)])
+    }
+
+    @Test func aShapeDescribeSkippedAfterAFailedParseReportsOnlyTheFailure() {
+        var t = ResponseTracker()
+        var out = ByteBuffer()
+        t.expect(.prepare(swallow: true), name: "pool64_3")
+        t.expect(.describeShape, name: "pool64_3")
+        t.expect(.bind, out: &out)
+        t.expect(.sync, out: &out)
+        #expect(t.receive(BackendType.errorResponse) == .forward)
+        #expect(t.shapeChecks == 0)
+        // Nothing to describe: a stray call does not invent an event.
+        t.described(shape: 7)
+        #expect(t.receive(Z, readyStatus: UInt8(ascii: "I")) == .forward)
+        #expect(t.takeStatementEvents() == [.failed("pool64_3", clientName: nil)])
+    }
+
+    @Test func theStaleBindIsTheHeadWhenItsErrorArrives() {
+        var t = ResponseTracker()
+        var out = ByteBuffer()
+        t.expect(.staleBind, out: &out)
+        t.expect(.execute, out: &out)
+        t.expect(.sync, out: &out)
+        let head = t.headIsStaleBind
+        #expect(head)
+        #expect(t.receive(BackendType.errorResponse) == .forward)
+        let after = t.headIsStaleBind
+        #expect(!after)
+        #expect(t.receive(Z, readyStatus: UInt8(ascii: "E")) == .forward)
+        let idle = t.isIdle
+        #expect(!idle && t.transactionStatus == .failed)
+    }
+
+    @Test func theShapeFingerprintIgnoresTableIdentityButNotColumns() {
+        // RowDescription: per column name, table OID, column number, type OID, length, modifier, format.
+        func rowDescription(_ columns: [(String, UInt32, UInt32)]) -> ByteBuffer {
+            var b = ByteBuffer()
+            b.writeInteger(BackendType.rowDescription)
+            let start = b.writerIndex
+            b.writeInteger(Int32(0))
+            b.writeInteger(Int16(columns.count))
+            for (name, table, type) in columns {
+                b.writeNullTerminatedString(name)
+                b.writeInteger(table)
+                b.writeInteger(Int16(1))
+                b.writeInteger(type)
+                b.writeInteger(Int16(4))
+                b.writeInteger(Int32(-1))
+                b.writeInteger(Int16(0))
+            }
+            b.setInteger(Int32(b.writerIndex - start), at: start)
+            return b
+        }
+        func shape(_ b: ByteBuffer) -> Int { b.withUnsafeReadableBytes { ResponseTracker.shape(ofRowDescription: $0) } }
+        let two = shape(rowDescription([("a", 100, 23), ("b", 100, 25)]))
+        #expect(two != 0)
+        #expect(shape(rowDescription([("a", 200, 23), ("b", 200, 25)])) == two)  // dropped and created again
+        #expect(shape(rowDescription([("a", 100, 23), ("b", 100, 25), ("c", 100, 23)])) != two)  // a column added
+        #expect(shape(rowDescription([("a", 100, 23), ("b", 100, 23)])) != two)  // a type changed
+        #expect(shape(rowDescription([("a", 100, 23), ("c", 100, 25)])) != two)  // a column renamed
+        var noData = ByteBuffer()
+        noData.writeEmptyMessage(BackendType.noData)
+        #expect(shape(noData) == 0)
+    }
+
     @Test func theStalePlanErrorIsKnownByItsRoutine() {
         func body(_ fields: [(Character, String)]) -> ByteBuffer {
             var b = ByteBuffer()

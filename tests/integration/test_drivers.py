@@ -38,12 +38,6 @@ RUN_TIMEOUT = 120
 # drivers. A differing check listed here makes the test XFAIL with this text (every other check must still pass);
 # once a check matches PostgreSQL again, its entry can go.
 KNOWN_POOL64_BUGS = {
-    "ddl_change_busy_server": (
-        "after DDL adds a column under a prepared SELECT *, a client whose statement runs on a server connection "
-        "that never prepared it gets it prepared afresh there: the new row shape instead of PostgreSQL's 0A000 "
-        "'cached plan must not change result type'. Drivers that cache the statement's description then fail "
-        "differently: pgx gets 08P01 'bind message has 2 result formats but query has 3 columns' (and, not seeing "
-        "0A000, keeps the stale statement), pg8000 silently returns rows cut to the old columns"),
     "parse_error_after_drop": (
         "a Parse of SQL that pool64 has confirmed before (still prepared by the client) is answered with "
         "ParseComplete without a server after its table was dropped: the 42P01 comes at Bind/Execute instead of at "

@@ -77,10 +77,16 @@ def client(proxy) -> WireClient:
 
 
 @pytest.fixture(params=["transaction", "session"])
-def one_server(pool64, request):
+def pool_in_mode(pool64, request):
+    """Starts the proxy in each pool mode with the pool size it is called with."""
     if request.param == "transaction":
         pgbouncer_xfail(request, REASON)
-    return pool64(request.param, pool_size=1, query_wait_timeout=30)
+    return lambda size: pool64(request.param, pool_size=size, query_wait_timeout=30)
+
+
+@pytest.fixture
+def one_server(pool_in_mode):
+    return pool_in_mode(1)
 
 
 def test_failed_parse_is_reported_at_parse_and_the_sql_works_once_valid(one_server):
@@ -242,3 +248,50 @@ def test_an_idle_unbound_unnamed_statement_does_not_hold_the_server(pool64, requ
     assert row_values(msgs) == [["43"]], msgs
     a.terminate()
     b.terminate()
+
+
+def test_a_statement_whose_table_changed_gets_0A000_on_every_server(pool_in_mode):
+    # PostgreSQL fixes a prepared statement's result shape when it is prepared: after DDL adds a column, running it
+    # fails with 0A000 'cached plan must not change result type' until the client prepares it again (drivers such as
+    # pgx and JDBC do that on 0A000). In transaction mode the statement runs on whichever server connection is free,
+    # and pool64 prepares it there on demand: on a server that never had it, that used to be a fresh prepare with the
+    # new column, and drivers that cached the old row description misread rows (pgx 08P01, PHP PDO and DBD::Pg
+    # crashed). Here the server that ran the first execution is kept busy by another client, so the later ones run
+    # on the other server.
+    table = f"t_{uuid.uuid4().hex[:8]}"
+    two_servers = pool_in_mode(2)
+    a, other = client(two_servers), client(two_servers)
+    a.query(f"create table {table}(x int)")
+    a.query(f"insert into {table} values (1)")
+    sql = f"select * from {table}"
+    msgs = exchange(a, parse("s1", sql) + bind("s1") + describe_portal() + execute() + SYNC)
+    assert sqlstates(msgs) == [] and row_values(msgs) == [["1"]], msgs
+    other.query("begin")
+    other.query("select 1")
+    a.query(f"alter table {table} add column y int default 7")
+    for attempt in range(2):
+        msgs = exchange(a, bind("s1") + describe_portal() + execute() + SYNC)
+        assert sqlstates(msgs) == ["0A000"] and row_values(msgs) == [], (attempt, msgs)
+        errors = [parse_error_fields(p) for t, p in msgs if t == b"E"]
+        assert errors[0]["M"] == "cached plan must not change result type", errors
+    # Describe of the statement fails the same way.
+    msgs = exchange(a, describe_statement("s1") + SYNC)
+    assert sqlstates(msgs) == ["0A000"], msgs
+    # Inside a transaction block the error aborts it, as PostgreSQL's does.
+    a.query("begin")
+    msgs = exchange(a, bind("s1") + execute() + SYNC)
+    assert sqlstates(msgs) == ["0A000"] and msgs[-1] == (b"Z", b"E"), msgs
+    with pytest.raises(Exception) as e:
+        a.query("select 1")
+    assert "25P02" in str(e.value), e.value
+    a.query("rollback")
+    other.query("commit")
+    # Prepared again, it has the new column; so does the same SQL prepared by another client.
+    a.query("deallocate s1")
+    msgs = exchange(a, parse("s1", sql) + bind("s1") + execute() + SYNC)
+    assert sqlstates(msgs) == [] and row_values(msgs) == [["1", "7"]], msgs
+    msgs = exchange(other, parse("o1", sql) + bind("o1") + execute() + SYNC)
+    assert sqlstates(msgs) == [] and row_values(msgs) == [["1", "7"]], msgs
+    a.query(f"drop table {table}")
+    a.terminate()
+    other.terminate()

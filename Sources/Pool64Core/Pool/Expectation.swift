@@ -3,9 +3,9 @@
 /// saw (a Parse of a statement the server already has) while keeping every response in the order the client expects.
 ///
 /// A one-byte code rather than an enum with payloads: the relay queues and compares several per transaction, and
-/// a code fits four bits of `ExpectationQueue`'s inline word (compares are byte compares, no witness calls).
+/// a code fits five bits of `ExpectationQueue`'s inline word (compares are byte compares, no witness calls).
 struct Expectation: Equatable, CustomStringConvertible {
-    /// 1...15 (0 is never a valid code).
+    /// 1...31 (0 is never a valid code).
     let code: UInt8
 
     private init(_ code: UInt8) { self.code = code }
@@ -41,6 +41,17 @@ struct Expectation: Equatable, CustomStringConvertible {
     /// the tracker keeps the names and reports the statement gone only when the server did not refuse it (in a
     /// failed transaction it answers 25P02 and the statement stays, on the server and for the client).
     static let deallocate = Expectation(15)
+    /// RowDescription or NoData (after a dropped ParameterDescription) for the `Describe` pool64 sends behind each
+    /// Parse of a pool-named statement, to learn the result shape that server's copy has; swallowed. The tracker
+    /// keeps the names and reports the shape (`ResponseTracker.StatementEvent.described`). PostgreSQL fixes a
+    /// prepared statement's result shape when it is prepared; pool64 prepares the same statement on other servers
+    /// later, after DDL may have changed it, and compares shapes to answer as PostgreSQL would (0A000).
+    static let describeShape = Expectation(16)
+    /// The failing Bind pool64 sends in place of a client's Bind or Describe of a statement whose shape on this
+    /// server differs from the one the client was given: the server's error (for a statement that does not exist)
+    /// puts it in PostgreSQL's error state, and the relay replaces that error with PostgreSQL's 0A000 `cached plan
+    /// must not change result type`.
+    static let staleBind = Expectation(17)
 
     var isFake: Bool { code == 3 || code == 9 }
 
@@ -52,7 +63,7 @@ struct Expectation: Equatable, CustomStringConvertible {
 
     var isParse: Bool { code == 1 || code == 2 || code == 13 || code == 14 }
     /// A Parse, Close or DEALLOCATE of a pool-named statement: the tracker holds its name.
-    var carriesName: Bool { code == 8 || code >= 13 }
+    var carriesName: Bool { code == 8 || (code >= 13 && code <= 16) }
     var isClose: Bool { code == 7 || code == 8 }
 
     var description: String {
@@ -72,6 +83,8 @@ struct Expectation: Equatable, CustomStringConvertible {
         case 13: return "prepare"
         case 14: return "prepare(swallow)"
         case 15: return "deallocate"
+        case 16: return "describeShape"
+        case 17: return "staleBind"
         default: return "invalid(\(code))"
         }
     }

@@ -105,6 +105,9 @@ final class Pool: @unchecked Sendable {
     private var statementNames: [String: String] = [:]
     /// Server names some server has prepared successfully (`isConfirmed`).
     private var confirmed: Set<String> = []
+    /// The result shape the latest Describe of each server name reported on any server: what a client whose Parse
+    /// is answered without a server is taken to have been given (`ClientStatement.shape`).
+    private(set) var latestShapes: [String: Int] = [:]
     private var nextStatementID = 0
     var stats: PoolSnapshot
     var xactHistogram = LatencyHistogram()
@@ -152,6 +155,7 @@ final class Pool: @unchecked Sendable {
                 // Not on the server: the next Bind or Describe prepares it again (and gets the error again if the
                 // SQL is still invalid) instead of failing on a statement that does not exist.
                 server.prepared.removeValue(forKey: name)
+                server.shapes[name] = nil
                 // The client's own Parse failed: as on PostgreSQL, it holds no statement by that name.
                 if let clientName, let client = server.client { client.parseFailed(clientName, serverName: name) }
             case .evictionSkipped(let name):
@@ -159,8 +163,19 @@ final class Pool: @unchecked Sendable {
                 // twice.
                 server.prepared[name] = 0
             case .deallocated(let name, let clientName):
-                if name.isEmpty { server.prepared.removeAll() } else { server.prepared.removeValue(forKey: name) }
+                if name.isEmpty {
+                    server.forgetPrepared()
+                } else {
+                    server.prepared.removeValue(forKey: name)
+                    server.shapes[name] = nil
+                }
                 server.client?.deallocated(clientName, serverName: name)
+            case .described(let name, let clientName, let shape):
+                // Only while the server still holds that copy (an eviction may have come between).
+                guard server.prepared[name] != nil else { break }
+                server.shapes[name] = shape
+                latestShapes[name] = shape
+                if let clientName, let client = server.client { client.described(clientName, serverName: name, shape: shape) }
             }
         }
     }
@@ -185,14 +200,32 @@ final class Pool: @unchecked Sendable {
         BackendMessageReader.fields(ofErrorBody: body)[UInt8(ascii: "R")] == "RevalidateCachedQuery"
     }
 
+    /// PostgreSQL's error for a prepared statement whose result shape changed, for a server copy prepared after the
+    /// change (`ClientSession.sendStale`).
+    static let stalePlanError: ByteBuffer = {
+        var b = ByteBuffer()
+        b.writeErrorResponse(ErrorFields(sqlstate: "0A000", message: "cached plan must not change result type"))
+        return b
+    }()
+
+    /// A RowDescription or NoData answered a `.describeShape` on the fast path: settle it, and run a client message
+    /// that waited for it.
+    private func shapeDescribed(_ server: ServerConnection) {
+        settleStatements(server)
+        if let client = server.client, client.heldForShape != nil, server.tracker.shapeChecks == 0 {
+            client.shapeArrived(server)
+        }
+    }
+
     /// A server said `cached plan must not change result type` (0A000) after DDL changed a table a shared statement
     /// reads. Statements are shared by text, so every server holding that text holds the stale plan: new Parses get
     /// fresh server names (prepared afresh wherever they run), as a new session on PostgreSQL would see the new
     /// table. Clients holding the old statement get 0A000 as they would on PostgreSQL, and re-prepare.
-    private func planInvalidated() {
+    func planInvalidated() {
         logger.info("a shared prepared statement's plan went stale (0A000); new Parses get fresh statements")
         statementNames.removeAll()
         confirmed.removeAll()
+        latestShapes.removeAll()
     }
 
     // MARK: Welcome parameters
@@ -427,6 +460,7 @@ final class Pool: @unchecked Sendable {
         // What ends the run: a ReadyForQuery (taken or dropped) or a message to drop, both after tracker.receive.
         var ready: Bool? = nil
         var drop = 0
+        var described = false
         let run = server.framer.scanMessages { type, raw in
             if server.tracker.hasFakes || server.tracker.isSwallowing { return .stop }
             switch type {
@@ -442,7 +476,12 @@ final class Pool: @unchecked Sendable {
                 drop = raw.count
                 return .stop
             default:
-                if server.tracker.receive(type) == .forward { return .take }
+                let decision = server.tracker.receive(type)
+                if decision == .forward { return .take }
+                if decision == .dropDescription {
+                    server.tracker.described(shape: ResponseTracker.shape(ofRowDescription: raw))
+                    described = true
+                }
                 // Dropped (a response to a request pool64 injected): what came before goes, this one does not.
                 drop = raw.count
                 return .stop
@@ -450,6 +489,7 @@ final class Pool: @unchecked Sendable {
         }
         if run > 0 { client.sendRun(from: &server.framer, run) }
         if drop > 0 { _ = server.framer.take(drop) }
+        if described { shapeDescribed(server) }
         if let forwarded = ready {
             if server.tracker.hasStatementEvents { settleStatements(server) }
             client.emitFakes(from: server)
@@ -484,6 +524,7 @@ final class Pool: @unchecked Sendable {
             let code = BackendMessageReader.sqlstate(ofErrorBody: body) ?? "XX000"
             stats.errorsBySqlstateClass[String(code.prefix(2)), default: 0] &+= 1
             if code == "0A000", !server.prepared.isEmpty, Self.isStalePlanError(body) { planInvalidated() }
+            if server.tracker.headIsStaleBind { frame = Self.stalePlanError }
             if code == "42P05", !server.duplicateParses.isEmpty {
                 frame = Self.namingClientStatements(frame, server.duplicateParses)
                 server.duplicateParses.removeAll()
@@ -498,17 +539,21 @@ final class Pool: @unchecked Sendable {
             break
         }
         let decision = server.tracker.receive(type, readyStatus: status)
+        if decision == .dropDescription {
+            server.tracker.described(shape: frame.withUnsafeReadableBytes { ResponseTracker.shape(ofRowDescription: $0) })
+        }
         if server.tracker.hasStatementEvents { settleStatements(server) }
         guard let client = server.client else {
             if type == BackendType.readyForQuery && server.state == .resetting && server.tracker.isIdle {
                 server.parameters = server.initialParameters
-                server.prepared.removeAll()
+                server.forgetPrepared()
                 checkIn(server)
             }
             return
         }
         if decision == .forward { client.sendToClient(frame) }
         client.emitFakes(from: server)
+        if client.heldForShape != nil && server.tracker.shapeChecks == 0 { client.shapeArrived(server) }
         if type == BackendType.readyForQuery {
             client.readyForQuery(server, forwarded: decision == .forward)
         }

@@ -8,6 +8,9 @@ struct ResponseTracker {
     enum Decision: Equatable {
         case forward
         case drop
+        /// Drop it, and hand its result shape to `described(shape:)`: the RowDescription or NoData answering a
+        /// `.describeShape`.
+        case dropDescription
     }
 
     /// What became of a pool-named statement a server was asked to prepare or close (`Expectation.carriesName`).
@@ -22,6 +25,9 @@ struct ResponseTracker {
         /// A client's `DEALLOCATE clientName` ran: the server dropped the statement (`DEALLOCATE pool64_N`), or every
         /// statement when the server name is empty (`DEALLOCATE ALL` stood in on a server that never prepared it).
         case deallocated(String, clientName: String)
+        /// A `.describeShape` was answered: the server's copy of the statement has result shape `shape`
+        /// (`ResponseTracker.shape(ofRowDescription:)`); `clientName` when the client's own Parse prepared it.
+        case described(String, clientName: String?, shape: Int)
     }
 
     private(set) var expected = ExpectationQueue()
@@ -34,6 +40,10 @@ struct ResponseTracker {
     private var fakes = 0
     /// An ErrorResponse came while a `.deallocate` was the head: the server refused it.
     private var deallocateRefused = false
+    /// `.describeShape` expectations outstanding (a client held for a shape resumes when none is left).
+    private(set) var shapeChecks = 0
+    /// Names of the `.describeShape` just answered, waiting for `described(shape:)`.
+    private var describedNames: (server: String, client: String?)?
     /// Status of the last ReadyForQuery.
     private(set) var transactionStatus: TransactionStatus = .idle
 
@@ -47,6 +57,9 @@ struct ResponseTracker {
 
     /// True while the head request is a query pool64 sent for itself.
     var isSwallowing: Bool { mutating get { expected.first == .query(swallow: true) } }
+
+    /// True while the head is pool64's failing Bind standing in for a stale statement (its error is replaced).
+    var headIsStaleBind: Bool { mutating get { expected.first == .staleBind } }
 
     /// Records a request; a fake response with nothing outstanding before it is written to `out` at once.
     // Inlined: the relay records one per forwarded message (five per extended-protocol transaction), and the call
@@ -65,6 +78,37 @@ struct ResponseTracker {
         precondition(e.carriesName)
         names.append((name, clientName))
         expected.append(e)  // never a fake
+        if e == .describeShape { shapeChecks += 1 }
+    }
+
+    /// The result shape of the RowDescription or NoData `receive` answered `.dropDescription` for.
+    mutating func described(shape: Int) {
+        guard let (name, clientName) = describedNames else { return }
+        describedNames = nil
+        events.append(.described(name, clientName: clientName, shape: shape))
+    }
+
+    /// A fingerprint of the result shape a RowDescription (header included) describes: each column's name, type,
+    /// length and modifier, which is what PostgreSQL compares (`equalTupleDescs`) before it answers 0A000; not the
+    /// table OID and column number, which DROP and CREATE change without changing the shape. NoData is 0.
+    static func shape(ofRowDescription raw: UnsafeRawBufferPointer) -> Int {
+        guard raw.count >= 7, raw[0] == BackendType.rowDescription else { return 0 }
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        @inline(__always) func mix(_ b: UInt8) { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        var i = 7
+        let fields = Int(raw[5]) << 8 | Int(raw[6])
+        mix(raw[5])
+        mix(raw[6])
+        for _ in 0..<fields {
+            while i < raw.count, raw[i] != 0 { mix(raw[i]); i += 1 }
+            // NUL, table OID (4), column number (2): skipped; type OID (4), length (2), modifier (4): mixed;
+            // format (2): always text for a statement Describe.
+            i += 1 + 6
+            guard i + 10 <= raw.count else { break }
+            for j in i..<(i + 10) { mix(raw[j]) }
+            i += 12
+        }
+        return Int(truncatingIfNeeded: h) | 1
     }
 
     /// True when `takeStatementEvents` has something (one compare per ReadyForQuery on the relay).
@@ -102,7 +146,11 @@ struct ResponseTracker {
     @inline(never)
     private mutating func settleName(_ e: Expectation, answered: Bool) {
         let (name, clientName) = names.removeFirst()
-        if e.isParse {
+        if e == .describeShape {
+            shapeChecks -= 1
+            // Skipped after an error: the Parse it follows failed too, which its own event reports.
+            if answered { describedNames = (name, clientName) }
+        } else if e.isParse {
             events.append(answered ? .prepared(name) : .failed(name, clientName: clientName))
         } else if e == .deallocate {
             if answered, let clientName { events.append(.deallocated(name, clientName: clientName)) }
@@ -142,7 +190,7 @@ struct ResponseTracker {
                 return head.isSwallowedParseOrClose ? .drop : .forward
             }
         case BackendType.bindComplete:
-            if head == .bind { expected.removeFirst() }
+            if head == .bind || head == .staleBind { expected.removeFirst() }
         case BackendType.closeComplete:
             if let head, head.isClose {
                 dropHead(answered: true)
@@ -150,6 +198,12 @@ struct ResponseTracker {
             }
         case BackendType.rowDescription, BackendType.noData:
             if head == .describe { expected.removeFirst() }
+            if head == .describeShape {
+                dropHead(answered: true)
+                return .dropDescription
+            }
+        case BackendType.parameterDescription:
+            if head == .describeShape { return .drop }
         case BackendType.commandComplete, BackendType.emptyQueryResponse, BackendType.portalSuspended:
             if head == .execute { expected.removeFirst() }
         default:
@@ -165,20 +219,24 @@ struct ResponseTracker {
         events.removeAll()
         fakes = 0
         deallocateRefused = false
+        shapeChecks = 0
+        describedNames = nil
         transactionStatus = .idle
     }
 }
 
-/// FIFO of expectations. The first 16 live in one machine word, four bits each with the head in the low bits (a
+/// FIFO of expectations. The first 12 live in one machine word, five bits each with the head in the low bits (a
 /// transaction rarely has more than five outstanding); deeper pipelines spill into an array in order. The relay
 /// appends and removes several per transaction: a word shift is a few instructions, where an array ring cost
 /// bounds checks and uniqueness checks on every write (callgrind: ~10% of an extended-protocol transaction).
 struct ExpectationQueue {
-    private static let inlineCapacity = 16
-    /// Codes of the first `inlineCount` expectations, the head in bits 0-3.
+    private static let inlineCapacity = 12
+    private static let bits: UInt64 = 5
+    private static let mask: UInt64 = 0x1F
+    /// Codes of the first `inlineCount` expectations, the head in bits 0-4.
     private var inline: UInt64 = 0
     private var inlineCount = 0
-    /// Expectations after the first 16, oldest at `spillHead`. Only used while `inline` is full.
+    /// Expectations after the first 12, oldest at `spillHead`. Only used while `inline` is full.
     private var spill: [UInt8] = []
     private var spillHead = 0
     private var spillCount = 0
@@ -186,14 +244,14 @@ struct ExpectationQueue {
     var count: Int { inlineCount + spillCount }
     var isEmpty: Bool { inlineCount == 0 }
     /// The head's code (meaningless when the queue is empty).
-    private var firstCode: UInt8 { UInt8(truncatingIfNeeded: inline & 0xF) }
+    private var firstCode: UInt8 { UInt8(truncatingIfNeeded: inline & Self.mask) }
     var first: Expectation? { inlineCount == 0 ? nil : Expectation(storedCode: firstCode) }
 
     // Inlined: the relay appends and removes several per transaction, and the call cost more than the shift.
     @inline(__always)
     mutating func append(_ e: Expectation) {
         if inlineCount < Self.inlineCapacity {
-            inline |= UInt64(e.code) << UInt64(4 * inlineCount)
+            inline |= UInt64(e.code) << (Self.bits * UInt64(inlineCount))
             inlineCount += 1
         } else {
             appendSpilled(e)
@@ -211,7 +269,7 @@ struct ExpectationQueue {
     mutating func removeFirst() -> Expectation {
         precondition(inlineCount > 0, "removeFirst on an empty ExpectationQueue")
         let e = Expectation(storedCode: firstCode)
-        inline >>= 4
+        inline >>= Self.bits
         inlineCount -= 1
         if spillCount > 0 { refillFromSpill() }
         return e
@@ -220,7 +278,7 @@ struct ExpectationQueue {
     /// Keeps the inline word full while anything is spilled, so order holds.
     @inline(never)
     private mutating func refillFromSpill() {
-        inline |= UInt64(spill[spillHead]) << 60
+        inline |= UInt64(spill[spillHead]) << (Self.bits * UInt64(Self.inlineCapacity - 1))
         inlineCount += 1
         spillHead += 1
         spillCount -= 1

@@ -52,6 +52,9 @@ final class ServerConnection: TransportDelegate, @unchecked Sendable {
     /// Server-side names of prepared statements this connection holds, with a use tick for LRU eviction.
     var prepared: [String: UInt64] = [:]
     var preparedTick: UInt64 = 0
+    /// Result shapes of statements in `prepared` whose Describe came back (`Expectation.describeShape`), compared
+    /// with the shape each client was given (`ClientStatement.shape`).
+    var shapes: [String: Int] = [:]
     /// Client names of statements parsed a second time here (`ClientSession.duplicateParse`), by server name: the
     /// server's 42P05 names the pool statement, and the client is told its own name instead.
     var duplicateParses: [String: String] = [:]
@@ -143,13 +146,24 @@ final class ServerConnection: TransportDelegate, @unchecked Sendable {
     func addPrepared(_ name: String, limit: Int) -> String? {
         preparedTick &+= 1
         prepared[name] = preparedTick
+        // Prepared afresh: its shape is what the Describe behind this Parse will say.
+        shapes[name] = nil
         guard prepared.count > limit else { return nil }
         var victim: (String, UInt64)? = nil
         for (k, v) in prepared where k != name {
             if victim == nil || v < victim!.1 { victim = (k, v) }
         }
-        if let victim { prepared.removeValue(forKey: victim.0) }
+        if let victim {
+            prepared.removeValue(forKey: victim.0)
+            shapes[victim.0] = nil
+        }
         return victim?.0
+    }
+
+    /// Forgets every prepared statement (DISCARD ALL, DEALLOCATE ALL, a reset).
+    func forgetPrepared() {
+        prepared.removeAll()
+        shapes.removeAll()
     }
 
     /// Closes the transport and libpq's connection.

@@ -12,8 +12,9 @@ extension ClientSession {
             case .startup, .welcome, .closed: return
             case .ready:
                 // While waiting for a server the bytes stay in the framer; `attached` resumes here, so they go
-                // out through the fast path instead of being queued message by message.
-                if waiting { return }
+                // out through the fast path instead of being queued message by message. The same while a message
+                // waits for a statement's shape (`shapeArrived` resumes).
+                if waiting || heldForShape != nil { return }
                 if server != nil {
                     // Unmanaged: no retain and release per read. The pool holds every server it has not closed, and
                     // nothing on the fast path closes one (a failed write closes on a later turn).
@@ -167,7 +168,9 @@ extension ClientSession {
                 // later, at Bind). With every connection busy it is answered here anyway: waiting could deadlock a
                 // synchronous preparer whose thread's other clients hold those connections (pgbench -M prepared).
                 if !pool!.isConfirmed(serverName) && pool!.hasServerWithoutWaiting { return false }
-                statements[name] = ClientStatement(serverName: serverName, query: query, parameterTypes: types)
+                statements[name] = ClientStatement(
+                    serverName: serverName, query: query, parameterTypes: types,
+                    shape: pool!.latestShapes[serverName])
                 out.writeEmptyMessage(BackendType.parseComplete)
                 return true
             case .close(let kind, let name) where kind == UInt8(ascii: "S") && !name.isEmpty:
@@ -341,17 +344,22 @@ extension ClientSession {
                 return
             }
             let serverName = pool!.serverStatementName(query: query, types: types)
-            statements[name] = ClientStatement(serverName: serverName, query: query, parameterTypes: types)
-            if server.hasPrepared(serverName) {
+            statements[name] = ClientStatement(
+                serverName: serverName, query: query, parameterTypes: types,
+                shape: server.hasPrepared(serverName)
+                    ? server.shapes[serverName] ?? pool!.latestShapes[serverName] : pool!.latestShapes[serverName])
+            if server.prepared[serverName] != nil {
                 server.tracker.expect(.fakeParseComplete, out: &out)
             } else {
                 prepare(serverName, query, types, on: server, swallow: false, clientName: name)
             }
         case .bind(let portal, let statement, let rest):
-            guard !statement.isEmpty, let s = ensurePrepared(statement, on: server) else {
+            guard !statement.isEmpty, let s = readyToRun(statement, type, bytes, on: server) else {
                 if statement.isEmpty { unnamedUnbound = false }
-                server.queue(bytes)
-                server.tracker.expect(.bind, out: &out)
+                if statement.isEmpty || statements[statement] == nil {
+                    server.queue(bytes)
+                    server.tracker.expect(.bind, out: &out)
+                }
                 return
             }
             var b = allocator.buffer(capacity: bytes.readableBytes + 16)
@@ -359,9 +367,11 @@ extension ClientSession {
             server.write(&b)
             server.tracker.expect(.bind, out: &out)
         case .describe(let kind, let name):
-            guard kind == UInt8(ascii: "S"), !name.isEmpty, let s = ensurePrepared(name, on: server) else {
-                server.queue(bytes)
-                server.tracker.expect(.describe, out: &out)
+            guard kind == UInt8(ascii: "S"), !name.isEmpty, let s = readyToRun(name, type, bytes, on: server) else {
+                if kind != UInt8(ascii: "S") || name.isEmpty || statements[name] == nil {
+                    server.queue(bytes)
+                    server.tracker.expect(.describe, out: &out)
+                }
                 return
             }
             var b = allocator.buffer(capacity: s.utf8.count + 8)
@@ -484,6 +494,83 @@ extension ClientSession {
         return SessionStateDetector.mightAffectSession(UnsafeRawBufferPointer(rebasing: raw[5..<(raw.count - 1)]))
     }
 
+    /// The server name to send the client's Bind or Describe (`type`, `bytes`) of its statement `name` with, the
+    /// statement prepared on `server` first when it lacks it; nil when the message is not to be sent (an unknown
+    /// name, which the caller sends as is for the server's 26000, or a message held or answered here).
+    ///
+    /// PostgreSQL fixes a prepared statement's result shape when it is prepared, and answers 0A000 `cached plan
+    /// must not change result type` once DDL changes it. pool64 prepares a statement on each server the first time
+    /// the client's statement runs there, which may be after such DDL: so a client statement whose shape is known
+    /// waits for the new copy's Describe (a round trip, once per server and statement) before it runs, and a copy
+    /// whose shape differs gets PostgreSQL's answer (`sendStale`) instead of rows of another shape.
+    private func readyToRun(
+        _ name: String, _ type: UInt8, _ bytes: ByteBuffer, on server: ServerConnection
+    ) -> String? {
+        guard let s = statements[name] else { return nil }
+        if !server.hasPrepared(s.serverName) {
+            prepare(s.serverName, s.query, s.parameterTypes, on: server, swallow: true)
+            guard s.shape != nil else { return s.serverName }
+            // Flush: the server answers the Parse and Describe now, not at the client's Sync behind this message.
+            var flush = allocator.buffer(capacity: 5)
+            flush.writeEmptyMessage(FrontendType.flush)
+            server.write(&flush)
+            heldForShape = .message(type: type, frame: bytes)
+            return nil
+        }
+        // In a failed transaction PostgreSQL refuses the Bind (25P02) before it looks at the plan.
+        if let given = s.shape, let here = server.shapes[s.serverName], given != here,
+            server.tracker.transactionStatus != .failed
+        {
+            sendStale(s.serverName, on: server)
+            return nil
+        }
+        return s.serverName
+    }
+
+    /// The copy of `serverName` on `server` has another result shape than the client's statement: PostgreSQL would
+    /// answer 0A000 and go into its error state (skip to Sync; a transaction block fails). A Bind of a statement no
+    /// server holds produces that state on the server itself; the tracker's `.staleBind` has the relay replace its
+    /// error with the 0A000 (`Pool.serverMessage`). New Parses of the SQL get fresh server names from now on.
+    private func sendStale(_ serverName: String, on server: ServerConnection) {
+        var b = allocator.buffer(capacity: 48)
+        b.writeBind(portal: "", statement: "pool64_stale_plan", rest: ByteBuffer(bytes: [0, 0, 0, 0, 0, 0]))
+        server.write(&b)
+        server.tracker.expect(.staleBind, out: &out)
+        pool?.planInvalidated()
+    }
+
+    /// The Describe of the statement a held message waits for came back, or an error ended the wait: run the held
+    /// message (or, after an error, drop it: the server skips to Sync and would not answer it either), then what
+    /// the client sent behind it.
+    func shapeArrived(_ server: ServerConnection) {
+        guard case .message(let type, let bytes)? = heldForShape else { return }
+        heldForShape = nil
+        guard self.server === server else { return }
+        if let name = Self.statementName(type, bytes), let s = statements[name], server.shapes[s.serverName] == nil {
+            // No shape: the prepare failed (its error went to the client) and the server is skipping to Sync.
+        } else {
+            extended(type, bytes, server)
+        }
+        if !readingFrames { readFrames() }
+    }
+
+    /// The statement a Bind or Describe names.
+    private static func statementName(_ type: UInt8, _ bytes: ByteBuffer) -> String? {
+        guard let m = try? FrontendMessage.decode(
+            type: type, body: bytes.getSlice(at: bytes.readerIndex + 5, length: bytes.readableBytes - 5)!)
+        else { return nil }
+        switch m {
+        case .bind(_, let statement, _): return statement
+        case .describe(_, let name): return name
+        default: return nil
+        }
+    }
+
+    /// A Describe behind the client's own Parse of `name` came back: the shape the client was given.
+    func described(_ name: String, serverName: String, shape: Int) {
+        if statements[name]?.serverName == serverName, statements[name]?.shape == nil { statements[name]?.shape = shape }
+    }
+
     /// The server name of the client's statement, prepared on `server` first when it lacks it.
     private func ensurePrepared(_ name: String, on server: ServerConnection) -> String? {
         guard let s = statements[name] else { return nil }
@@ -510,8 +597,11 @@ extension ClientSession {
             server.tracker.expect(.evict, name: victim)
         }
         b.writeParse(name: serverName, query: query, parameterTypes: types)
+        // The copy's result shape, for `readyToRun`'s comparison (answered within the same round trip).
+        b.writeDescribeOrClose(FrontendType.describe, kind: UInt8(ascii: "S"), name: serverName)
         server.write(&b)
         server.tracker.expect(.prepare(swallow: swallow), name: serverName, clientName: clientName)
+        server.tracker.expect(.describeShape, name: serverName, clientName: clientName)
     }
 
     private func inspect(query frame: ByteBuffer, _ server: ServerConnection) {
@@ -561,13 +651,13 @@ extension ClientSession {
             }
         case .discardAll:
             statements.removeAll()
-            server.prepared.removeAll()
+            server.forgetPrepared()
             server.parameters = server.initialParameters
             parameters = startupParameters
             parametersReset = true
         case .deallocateAll:
             statements.removeAll()
-            server.prepared.removeAll()
+            server.forgetPrepared()
         case .reset(let name):
             // The server goes back to its connection's defaults, which are the pool's startup values; the client's
             // session defaults are its own startup values, so those are re-applied right after (resynchronize).

@@ -8,6 +8,10 @@ struct ClientStatement {
     let serverName: String
     let query: String
     let parameterTypes: [UInt32]
+    /// The result shape the client was given (`ResponseTracker.shape(ofRowDescription:)`), nil until known. Fixed
+    /// from then on, as PostgreSQL fixes a prepared statement's: a server whose copy has another shape answers its
+    /// Bind and Describe with 0A000 (`ClientSession.extended`).
+    var shape: Int?
 }
 
 /// One client connection: startup, authentication, then relay through leased server connections.
@@ -97,6 +101,9 @@ final class ClientSession: TransportDelegate, WaitQueueNode, @unchecked Sendable
     var transactionStarted: NIODeadline?
     /// The message that made this client ask for a server connection; what follows it waits in the framer.
     var pendingFrame: MessageFramer.Frame?
+    /// A Bind or Describe of a statement just prepared on the attached server, held (with what follows, in the
+    /// framer) until that server's copy has described its result shape, which decides whether it runs or gets 0A000.
+    var heldForShape: MessageFramer.Frame?
     /// True inside `readFrames` (so `attached` does not re-enter it).
     var readingFrames = false
     /// Output to the client; between transactions the loop's empty buffer (idle clients hold no storage).
