@@ -222,6 +222,34 @@ import Testing
         #expect(t.takeStatementEvents() == [.failed("pool64_3", clientName: nil)])
     }
 
+    @Test func aFreshParseOfKnownSQLIsTheClientsParseAndReportsItsShape() {
+        var t = ResponseTracker()
+        var out = ByteBuffer()
+        t.expect(.scratchClose, out: &out)
+        t.expect(.checkParse, name: "pool64_4", clientName: "s2")
+        t.expect(.checkDescribe, name: "pool64_4", clientName: "s2")
+        t.expect(.sync, out: &out)
+        #expect(t.shapeChecks == 1)
+        #expect(t.receive(BackendType.closeComplete) == .drop)
+        #expect(t.receive(BackendType.parseComplete) == .forward)
+        #expect(t.receive(BackendType.parameterDescription) == .drop)
+        #expect(t.receive(BackendType.rowDescription) == .dropDescription)
+        t.described(shape: 9)
+        #expect(t.shapeChecks == 0)
+        #expect(t.receive(Z, readyStatus: UInt8(ascii: "I")) == .forward)
+        #expect(t.takeStatementEvents() == [.checked("pool64_4", clientName: "s2", shape: 9)])
+        // The text no longer parses (its table was dropped): the client's name is reported, nothing about the pool's.
+        t.expect(.scratchClose, out: &out)
+        t.expect(.checkParse, name: "pool64_4", clientName: "s3")
+        t.expect(.checkDescribe, name: "pool64_4", clientName: "s3")
+        t.expect(.sync, out: &out)
+        #expect(t.receive(BackendType.closeComplete) == .drop)
+        #expect(t.receive(BackendType.errorResponse) == .forward)
+        #expect(t.shapeChecks == 0)
+        #expect(t.receive(Z, readyStatus: UInt8(ascii: "I")) == .forward)
+        #expect(t.takeStatementEvents() == [.checkFailed("pool64_4", clientName: "s3")])
+    }
+
     @Test func theStaleBindIsTheHeadWhenItsErrorArrives() {
         var t = ResponseTracker()
         var out = ByteBuffer()

@@ -180,29 +180,30 @@ def test_preparing_a_name_twice_is_an_error(one_server):
     a.terminate()
 
 
-def test_new_statements_see_a_changed_table(one_server):
+def prepared_over_new_table(proxy, select: str) -> tuple[WireClient, str, str]:
+    """A client, a new table holding one row (x = 1), and its statement s1 (`select … from` that table), prepared
+    and run once; returns the client, the table and the statement's SQL."""
     table = f"t_{uuid.uuid4().hex[:8]}"
-    a = client(one_server)
+    a = client(proxy)
     a.query(f"create table {table}(x int)")
     a.query(f"insert into {table} values (1)")
-    sql = f"select * from {table}"
+    sql = f"{select} from {table}"
     msgs = exchange(a, parse("s1", sql) + bind("s1") + execute() + SYNC)
-    assert row_values(msgs) == [["1"]], msgs
+    assert sqlstates(msgs) == [] and row_values(msgs) == [["1"]], msgs
+    return a, table, sql
+
+
+def test_new_statements_see_a_changed_table(one_server):
+    a, table, sql = prepared_over_new_table(one_server, "select *")
     a.query(f"alter table {table} add column y int default 7")
     a.terminate()
-    # A session that prepares the statement after the change sees the new column. In transaction mode the server's
-    # shared statement still has the old plan: the first client to run it gets PostgreSQL's 0A000 (as a session that
-    # prepared before the change would), and every Parse after that gets a fresh statement.
-    seen = []
-    for attempt in range(2):
-        b = client(one_server)
-        msgs = exchange(b, parse(f"q{attempt}", sql) + bind(f"q{attempt}") + execute() + SYNC)
-        b.terminate()
-        seen.append((sqlstates(msgs), row_values(msgs)))
-        if not sqlstates(msgs):
-            break
-    assert seen[-1] == ([], [["1", "7"]]), seen
-    assert all(states in ([], ["0A000"]) for states, _ in seen), seen
+    # A session that prepares the statement after the change sees the new column at once. In transaction mode the
+    # server's shared copy still has the old shape: the client's Parse is parsed afresh (`checkParse`), its new
+    # shape differs, and the client's statement gets a fresh server name instead of the stale copy's 0A000.
+    b = client(one_server)
+    msgs = exchange(b, parse("q0", sql) + bind("q0") + execute() + SYNC)
+    b.terminate()
+    assert sqlstates(msgs) == [] and row_values(msgs) == [["1", "7"]], msgs
     c = client(one_server)
     c.query(f"drop table {table}")
     c.terminate()
@@ -258,14 +259,9 @@ def test_a_statement_whose_table_changed_gets_0A000_on_every_server(pool_in_mode
     # new column, and drivers that cached the old row description misread rows (pgx 08P01, PHP PDO and DBD::Pg
     # crashed). Here the server that ran the first execution is kept busy by another client, so the later ones run
     # on the other server.
-    table = f"t_{uuid.uuid4().hex[:8]}"
     two_servers = pool_in_mode(2)
-    a, other = client(two_servers), client(two_servers)
-    a.query(f"create table {table}(x int)")
-    a.query(f"insert into {table} values (1)")
-    sql = f"select * from {table}"
-    msgs = exchange(a, parse("s1", sql) + bind("s1") + describe_portal() + execute() + SYNC)
-    assert sqlstates(msgs) == [] and row_values(msgs) == [["1"]], msgs
+    other = client(two_servers)
+    a, table, sql = prepared_over_new_table(two_servers, "select *")
     other.query("begin")
     other.query("select 1")
     a.query(f"alter table {table} add column y int default 7")
@@ -295,3 +291,32 @@ def test_a_statement_whose_table_changed_gets_0A000_on_every_server(pool_in_mode
     a.query(f"drop table {table}")
     a.terminate()
     other.terminate()
+
+
+def test_a_parse_of_known_sql_after_its_table_was_dropped_fails_at_parse(one_server):
+    # In transaction mode a server may already hold the SQL under its pool name; a client's Parse of it used to be
+    # answered without asking the server, so after DROP TABLE the 42P01 came at Bind and the failed name stayed
+    # defined. Now the server parses the text again, as PostgreSQL would, and the name stays free.
+    a, table, sql = prepared_over_new_table(one_server, "select x")
+    a.query(f"drop table {table}")
+    # Parse+Sync (ruby-pg, pg8000), then the pipelined Parse+Bind+Execute+Sync of pgx and JDBC.
+    msgs = exchange(a, parse("s2", sql) + SYNC)
+    assert tags(msgs) == [b"E", b"Z"] and sqlstates(msgs) == ["42P01"], msgs
+    msgs = exchange(a, bind("s2") + execute() + SYNC)
+    assert sqlstates(msgs) == ["26000"], msgs
+    msgs = exchange(a, parse("s3", sql) + bind("s3") + execute() + SYNC)
+    assert tags(msgs) == [b"E", b"Z"] and sqlstates(msgs) == ["42P01"], msgs
+    # Inside a transaction block the failed Parse aborts it, as on PostgreSQL.
+    a.query("begin")
+    msgs = exchange(a, parse("s4", sql) + SYNC)
+    assert sqlstates(msgs) == ["42P01"] and msgs[-1] == (b"Z", b"E"), msgs
+    a.query("rollback")
+    # With the table back (same shape) the old statement runs again and the name prepares.
+    a.query(f"create table {table}(x int)")
+    a.query(f"insert into {table} values (2)")
+    msgs = exchange(a, bind("s1") + execute() + SYNC)
+    assert sqlstates(msgs) == [] and row_values(msgs) == [["2"]], msgs
+    msgs = exchange(a, parse("s2", sql) + bind("s2") + execute() + SYNC)
+    assert sqlstates(msgs) == [] and row_values(msgs) == [["2"]], msgs
+    a.query(f"drop table {table}")
+    a.terminate()

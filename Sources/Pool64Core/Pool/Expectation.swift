@@ -52,6 +52,16 @@ struct Expectation: Equatable, CustomStringConvertible {
     /// puts it in PostgreSQL's error state, and the relay replaces that error with PostgreSQL's 0A000 `cached plan
     /// must not change result type`.
     static let staleBind = Expectation(17)
+    /// ParseComplete (forwarded as the client's own) for the Parse of a client's SQL into `pool64_check`, which
+    /// pool64 sends when the client parses SQL the server already holds under its pool name: the server parses the
+    /// text now, as PostgreSQL would, so an error (a dropped table) comes at Parse. Carries the pool name and the
+    /// client's; a failure or skip forgets the client's statement (`ResponseTracker.StatementEvent.checkFailed`).
+    static let checkParse = Expectation(18)
+    /// RowDescription or NoData (after a dropped ParameterDescription) for the Describe of `pool64_check` behind a
+    /// `.checkParse`, swallowed: the shape the client's statement has now (`StatementEvent.checked`).
+    static let checkDescribe = Expectation(19)
+    /// CloseComplete for the Close of `pool64_check` before a `.checkParse` (swallowed; a skip changes nothing).
+    static let scratchClose = Expectation(20)
 
     var isFake: Bool { code == 3 || code == 9 }
 
@@ -59,12 +69,14 @@ struct Expectation: Equatable, CustomStringConvertible {
     var isSyncPoint: Bool { (code >= 10 && code <= 12) || code == 15 }
 
     /// A ParseComplete or CloseComplete pool64 asked for itself and drops.
-    var isSwallowedParseOrClose: Bool { code == 2 || code == 8 || code == 14 }
+    var isSwallowedParseOrClose: Bool { code == 2 || code == 8 || code == 14 || code == 20 }
 
-    var isParse: Bool { code == 1 || code == 2 || code == 13 || code == 14 }
-    /// A Parse, Close or DEALLOCATE of a pool-named statement: the tracker holds its name.
-    var carriesName: Bool { code == 8 || (code >= 13 && code <= 16) }
-    var isClose: Bool { code == 7 || code == 8 }
+    var isParse: Bool { code == 1 || code == 2 || code == 13 || code == 14 || code == 18 }
+    /// A Parse, Describe, Close or DEALLOCATE of a pool-named statement: the tracker holds its name.
+    var carriesName: Bool { code == 8 || (code >= 13 && code <= 16) || code == 18 || code == 19 }
+    var isClose: Bool { code == 7 || code == 8 || code == 20 }
+    /// A swallowed Describe whose RowDescription or NoData the relay fingerprints.
+    var isShapeDescribe: Bool { code == 16 || code == 19 }
 
     var description: String {
         switch code {
@@ -85,6 +97,9 @@ struct Expectation: Equatable, CustomStringConvertible {
         case 15: return "deallocate"
         case 16: return "describeShape"
         case 17: return "staleBind"
+        case 18: return "checkParse"
+        case 19: return "checkDescribe"
+        case 20: return "scratchClose"
         default: return "invalid(\(code))"
         }
     }

@@ -103,8 +103,6 @@ final class Pool: @unchecked Sendable {
     var pinnedClients = 0
     /// Protocol-level statement text → server-side name, shared by clients of this pool.
     private var statementNames: [String: String] = [:]
-    /// Server names some server has prepared successfully (`isConfirmed`).
-    private var confirmed: Set<String> = []
     /// The result shape the latest Describe of each server name reported on any server: what a client whose Parse
     /// is answered without a server is taken to have been given (`ClientStatement.shape`).
     private(set) var latestShapes: [String: Int] = [:]
@@ -135,11 +133,6 @@ final class Pool: @unchecked Sendable {
 
     // MARK: Prepared statements
 
-    /// Whether some server has answered a Parse of the pool-named statement `serverName` with ParseComplete: such a
-    /// statement is valid SQL, so a client's named Parse of it can be answered without a server
-    /// (`ClientSession.answerWithoutServer`); an unconfirmed one goes to a server, which reports any error at Parse.
-    func isConfirmed(_ serverName: String) -> Bool { confirmed.contains(serverName) }
-
     /// True when `acquire` would not queue behind busy connections: one is idle, or the pool may dial another.
     var hasServerWithoutWaiting: Bool {
         waiters.isEmpty && (idle.contains { $0.state == .idle } || all.count + dialing < proxy.config.poolSize)
@@ -149,8 +142,9 @@ final class Pool: @unchecked Sendable {
     func settleStatements(_ server: ServerConnection) {
         for event in server.tracker.takeStatementEvents() {
             switch event {
-            case .prepared(let name):
-                confirmed.insert(name)
+            case .prepared:
+                // Believed prepared since it was sent (`ServerConnection.addPrepared`).
+                break
             case .failed(let name, let clientName):
                 // Not on the server: the next Bind or Describe prepares it again (and gets the error again if the
                 // SQL is still invalid) instead of failing on a statement that does not exist.
@@ -174,8 +168,19 @@ final class Pool: @unchecked Sendable {
                 // Only while the server still holds that copy (an eviction may have come between).
                 guard server.prepared[name] != nil else { break }
                 server.shapes[name] = shape
-                latestShapes[name] = shape
-                if let clientName, let client = server.client { client.described(clientName, serverName: name, shape: shape) }
+                let previous = latestShapes.updateValue(shape, forKey: name)
+                if let clientName, let client = server.client {
+                    client.statementShaped(
+                        clientName, serverName: name, shape: shape, stale: previous != nil && previous != shape)
+                }
+            case .checked(let name, let clientName, let shape):
+                let here = server.shapes[name]
+                let latest = latestShapes[name]
+                server.client?.statementShaped(
+                    clientName, serverName: name, shape: shape,
+                    stale: (here != nil && here != shape) || (latest != nil && latest != shape))
+            case .checkFailed(let name, let clientName):
+                server.client?.parseFailed(clientName, serverName: name)
             }
         }
     }
@@ -212,7 +217,7 @@ final class Pool: @unchecked Sendable {
     /// that waited for it.
     private func shapeDescribed(_ server: ServerConnection) {
         settleStatements(server)
-        if let client = server.client, client.heldForShape != nil, server.tracker.shapeChecks == 0 {
+        if let client = server.client, client.holdingForShape, server.tracker.shapeChecks == 0 {
             client.shapeArrived(server)
         }
     }
@@ -224,7 +229,6 @@ final class Pool: @unchecked Sendable {
     func planInvalidated() {
         logger.info("a shared prepared statement's plan went stale (0A000); new Parses get fresh statements")
         statementNames.removeAll()
-        confirmed.removeAll()
         latestShapes.removeAll()
     }
 
@@ -553,7 +557,7 @@ final class Pool: @unchecked Sendable {
         }
         if decision == .forward { client.sendToClient(frame) }
         client.emitFakes(from: server)
-        if client.heldForShape != nil && server.tracker.shapeChecks == 0 { client.shapeArrived(server) }
+        if client.holdingForShape && server.tracker.shapeChecks == 0 { client.shapeArrived(server) }
         if type == BackendType.readyForQuery {
             client.readyForQuery(server, forwarded: decision == .forward)
         }

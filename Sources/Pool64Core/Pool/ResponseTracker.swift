@@ -28,6 +28,11 @@ struct ResponseTracker {
         /// A `.describeShape` was answered: the server's copy of the statement has result shape `shape`
         /// (`ResponseTracker.shape(ofRowDescription:)`); `clientName` when the client's own Parse prepared it.
         case described(String, clientName: String?, shape: Int)
+        /// The client's Parse of SQL held under pool name `String`, parsed afresh into `pool64_check`, failed or was
+        /// skipped: as on PostgreSQL, the client holds no statement `clientName`.
+        case checkFailed(String, clientName: String)
+        /// That fresh parse succeeded, with result shape `shape`.
+        case checked(String, clientName: String, shape: Int)
     }
 
     private(set) var expected = ExpectationQueue()
@@ -40,10 +45,11 @@ struct ResponseTracker {
     private var fakes = 0
     /// An ErrorResponse came while a `.deallocate` was the head: the server refused it.
     private var deallocateRefused = false
-    /// `.describeShape` expectations outstanding (a client held for a shape resumes when none is left).
+    /// `.describeShape` and `.checkDescribe` expectations outstanding (a client held for a shape resumes when none
+    /// is left).
     private(set) var shapeChecks = 0
-    /// Names of the `.describeShape` just answered, waiting for `described(shape:)`.
-    private var describedNames: (server: String, client: String?)?
+    /// The shape-describing expectation just answered and its names, waiting for `described(shape:)`.
+    private var describedNames: (expectation: Expectation, server: String, client: String?)?
     /// Status of the last ReadyForQuery.
     private(set) var transactionStatus: TransactionStatus = .idle
 
@@ -78,14 +84,18 @@ struct ResponseTracker {
         precondition(e.carriesName)
         names.append((name, clientName))
         expected.append(e)  // never a fake
-        if e == .describeShape { shapeChecks += 1 }
+        if e.isShapeDescribe { shapeChecks += 1 }
     }
 
     /// The result shape of the RowDescription or NoData `receive` answered `.dropDescription` for.
     mutating func described(shape: Int) {
-        guard let (name, clientName) = describedNames else { return }
+        guard let (e, name, clientName) = describedNames else { return }
         describedNames = nil
-        events.append(.described(name, clientName: clientName, shape: shape))
+        if e == .checkDescribe, let clientName {
+            events.append(.checked(name, clientName: clientName, shape: shape))
+        } else {
+            events.append(.described(name, clientName: clientName, shape: shape))
+        }
     }
 
     /// A fingerprint of the result shape a RowDescription (header included) describes: each column's name, type,
@@ -146,10 +156,12 @@ struct ResponseTracker {
     @inline(never)
     private mutating func settleName(_ e: Expectation, answered: Bool) {
         let (name, clientName) = names.removeFirst()
-        if e == .describeShape {
+        if e.isShapeDescribe {
             shapeChecks -= 1
             // Skipped after an error: the Parse it follows failed too, which its own event reports.
-            if answered { describedNames = (name, clientName) }
+            if answered { describedNames = (e, name, clientName) }
+        } else if e == .checkParse {
+            if !answered, let clientName { events.append(.checkFailed(name, clientName: clientName)) }
         } else if e.isParse {
             events.append(answered ? .prepared(name) : .failed(name, clientName: clientName))
         } else if e == .deallocate {
@@ -198,12 +210,12 @@ struct ResponseTracker {
             }
         case BackendType.rowDescription, BackendType.noData:
             if head == .describe { expected.removeFirst() }
-            if head == .describeShape {
+            if let head, head.isShapeDescribe {
                 dropHead(answered: true)
                 return .dropDescription
             }
         case BackendType.parameterDescription:
-            if head == .describeShape { return .drop }
+            if let head, head.isShapeDescribe { return .drop }
         case BackendType.commandComplete, BackendType.emptyQueryResponse, BackendType.portalSuspended:
             if head == .execute { expected.removeFirst() }
         default:

@@ -14,7 +14,7 @@ extension ClientSession {
                 // While waiting for a server the bytes stay in the framer; `attached` resumes here, so they go
                 // out through the fast path instead of being queued message by message. The same while a message
                 // waits for a statement's shape (`shapeArrived` resumes).
-                if waiting || heldForShape != nil { return }
+                if waiting || holdingForShape { return }
                 if server != nil {
                     // Unmanaged: no retain and release per read. The pool holds every server it has not closed, and
                     // nothing on the fast path closes one (a failed write closes on a later turn).
@@ -162,12 +162,13 @@ extension ClientSession {
                 if mightAffectSession(query), let effect = stateEffect(query), effect != .none { return false }
                 // A name in use gets PostgreSQL's 42P05 from a server (`extended`).
                 if statements[name] != nil { return false }
+                // The Parse goes to a server when one is free (or can be dialed), so an error in the SQL reaches the
+                // client at Parse as on PostgreSQL (a Parse+Sync prepare would otherwise succeed and fail later, at
+                // Bind), also for text a server has parsed before and that DDL broke since (`checkParse`). With
+                // every connection busy it is answered here: waiting could deadlock a synchronous preparer whose
+                // thread's other clients hold those connections (pgbench -M prepared).
+                if pool!.hasServerWithoutWaiting { return false }
                 let serverName = pool!.serverStatementName(query: query, types: types)
-                // SQL no server has prepared yet goes to one when one is free (or can be dialed), so an error in it
-                // reaches the client at Parse as on PostgreSQL (a Parse+Sync prepare would otherwise succeed and fail
-                // later, at Bind). With every connection busy it is answered here anyway: waiting could deadlock a
-                // synchronous preparer whose thread's other clients hold those connections (pgbench -M prepared).
-                if !pool!.isConfirmed(serverName) && pool!.hasServerWithoutWaiting { return false }
                 statements[name] = ClientStatement(
                     serverName: serverName, query: query, parameterTypes: types,
                     shape: pool!.latestShapes[serverName])
@@ -344,12 +345,10 @@ extension ClientSession {
                 return
             }
             let serverName = pool!.serverStatementName(query: query, types: types)
-            statements[name] = ClientStatement(
-                serverName: serverName, query: query, parameterTypes: types,
-                shape: server.hasPrepared(serverName)
-                    ? server.shapes[serverName] ?? pool!.latestShapes[serverName] : pool!.latestShapes[serverName])
-            if server.prepared[serverName] != nil {
-                server.tracker.expect(.fakeParseComplete, out: &out)
+            // The shape comes from the server's Describe (`statementShaped`).
+            statements[name] = ClientStatement(serverName: serverName, query: query, parameterTypes: types)
+            if server.hasPrepared(serverName) {
+                checkParse(query, types, serverName: serverName, clientName: name, on: server)
             } else {
                 prepare(serverName, query, types, on: server, swallow: false, clientName: name)
             }
@@ -514,6 +513,7 @@ extension ClientSession {
             var flush = allocator.buffer(capacity: 5)
             flush.writeEmptyMessage(FrontendType.flush)
             server.write(&flush)
+            holdingForShape = true
             heldForShape = .message(type: type, frame: bytes)
             return nil
         }
@@ -543,9 +543,13 @@ extension ClientSession {
     /// message (or, after an error, drop it: the server skips to Sync and would not answer it either), then what
     /// the client sent behind it.
     func shapeArrived(_ server: ServerConnection) {
-        guard case .message(let type, let bytes)? = heldForShape else { return }
-        heldForShape = nil
+        holdingForShape = false
         guard self.server === server else { return }
+        guard case .message(let type, let bytes)? = heldForShape else {
+            if !readingFrames { readFrames() }
+            return
+        }
+        heldForShape = nil
         if let name = Self.statementName(type, bytes), let s = statements[name], server.shapes[s.serverName] == nil {
             // No shape: the prepare failed (its error went to the client) and the server is skipping to Sync.
         } else {
@@ -566,10 +570,43 @@ extension ClientSession {
         }
     }
 
-    /// A Describe behind the client's own Parse of `name` came back: the shape the client was given.
-    func described(_ name: String, serverName: String, shape: Int) {
-        if statements[name]?.serverName == serverName, statements[name]?.shape == nil { statements[name]?.shape = shape }
+    /// The client's Parse of `name` was run by the server (under its pool name, or into `pool64_check`): `shape` is
+    /// what the client was given. `stale` when copies of that pool name elsewhere have another shape (DDL came
+    /// between): the client's statement is new, as on PostgreSQL, so it takes a fresh pool name and the pool stops
+    /// handing out the old one.
+    func statementShaped(_ name: String, serverName: String, shape: Int, stale: Bool) {
+        guard var s = statements[name], s.serverName == serverName, s.shape == nil else { return }
+        s.shape = shape
+        if stale, let pool {
+            pool.planInvalidated()
+            s = ClientStatement(
+                serverName: pool.serverStatementName(query: s.query, types: s.parameterTypes), query: s.query,
+                parameterTypes: s.parameterTypes, shape: shape)
+        }
+        statements[name] = s
     }
+
+    /// The client's named Parse of SQL `server` already holds as `serverName`: the server parses the text afresh
+    /// into `pool64_check` (closed first; Describe behind it), so the client gets PostgreSQL's answer now (42P01
+    /// after its table was dropped) and the shape the text has now; the client's next messages wait for that
+    /// (`holdingForShape`), since a shape that changed under the pool name means a fresh name for the client.
+    private func checkParse(
+        _ query: String, _ types: [UInt32], serverName: String, clientName: String, on server: ServerConnection
+    ) {
+        var b = allocator.buffer(capacity: query.utf8.count + 64)
+        b.writeDescribeOrClose(FrontendType.close, kind: UInt8(ascii: "S"), name: Self.checkName)
+        b.writeParse(name: Self.checkName, query: query, parameterTypes: types)
+        b.writeDescribeOrClose(FrontendType.describe, kind: UInt8(ascii: "S"), name: Self.checkName)
+        b.writeEmptyMessage(FrontendType.flush)
+        server.write(&b)
+        server.tracker.expect(.scratchClose, out: &out)
+        server.tracker.expect(.checkParse, name: serverName, clientName: clientName)
+        server.tracker.expect(.checkDescribe, name: serverName, clientName: clientName)
+        holdingForShape = true
+    }
+
+    /// The scratch statement `checkParse` parses into (pool names are `pool64_` and a number).
+    static let checkName = "pool64_check"
 
     /// The server name of the client's statement, prepared on `server` first when it lacks it.
     private func ensurePrepared(_ name: String, on server: ServerConnection) -> String? {

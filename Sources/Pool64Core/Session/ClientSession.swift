@@ -101,8 +101,11 @@ final class ClientSession: TransportDelegate, WaitQueueNode, @unchecked Sendable
     var transactionStarted: NIODeadline?
     /// The message that made this client ask for a server connection; what follows it waits in the framer.
     var pendingFrame: MessageFramer.Frame?
-    /// A Bind or Describe of a statement just prepared on the attached server, held (with what follows, in the
-    /// framer) until that server's copy has described its result shape, which decides whether it runs or gets 0A000.
+    /// True while the client's input waits (in the framer) for the attached server to describe a statement's
+    /// result shape: a copy prepared on demand (`heldForShape` is then the Bind or Describe that needs it, run or
+    /// answered 0A000 once the shape is known), or a Parse of SQL the server already holds, parsed afresh
+    /// (`ClientSession.checkParse`).
+    var holdingForShape = false
     var heldForShape: MessageFramer.Frame?
     /// True inside `readFrames` (so `attached` does not re-enter it).
     var readingFrames = false
