@@ -101,7 +101,8 @@ final class Pool: @unchecked Sendable {
     var nextDialAllowed = NIODeadline.uptimeNanoseconds(0)
     var clients = 0
     var pinnedClients = 0
-    /// Protocol-level statement text → server-side name, shared by clients of this pool.
+    /// Protocol-level statement text (with parameter types and search_path) → server-side name, shared by clients of
+    /// this pool.
     private var statementNames: [String: String] = [:]
     /// The result shape the latest Describe of each server name reported on any server: what a client whose Parse
     /// is answered without a server is taken to have been given (`ClientStatement.shape`).
@@ -121,15 +122,27 @@ final class Pool: @unchecked Sendable {
         stats = PoolSnapshot(database: key.database, user: key.user, poolMode: proxy.config.poolMode.rawValue)
     }
 
-    /// Server name for a (query, parameter types) pair, the same for every client of this pool.
-    func serverStatementName(query: String, types: [UInt32]) -> String {
-        let k = types.isEmpty ? query : query + "\u{0}" + types.map(String.init).joined(separator: ",")
+    /// Server name for a (query, parameter types) pair, the same for every client of this pool whose session has the
+    /// same `searchPath` (PostgreSQL resolves a statement's names with the search_path it was prepared under).
+    func serverStatementName(query: String, types: [UInt32], searchPath: String?) -> String {
+        var k = types.isEmpty ? query : query + "\u{0}" + types.map(String.init).joined(separator: ",")
+        if let searchPath { k += "\u{0}\u{0}" + searchPath }
         if let n = statementNames[k] { return n }
         nextStatementID += 1
         let n = "pool64_\(nextStatementID)"
         statementNames[k] = n
         return n
     }
+
+    /// A server name no other statement has, for a pinned client's statement (`ClientSession.poolStatementName`);
+    /// not remembered by text, so a long-lived pool does not collect them.
+    func privateStatementName() -> String {
+        nextStatementID += 1
+        return "\(Self.privatePrefix)\(nextStatementID)"
+    }
+
+    static let privatePrefix = "pool64_p"
+
 
     // MARK: Prepared statements
 
@@ -168,7 +181,8 @@ final class Pool: @unchecked Sendable {
                 // Only while the server still holds that copy (an eviction may have come between).
                 guard server.prepared[name] != nil else { break }
                 server.shapes[name] = shape
-                let previous = latestShapes.updateValue(shape, forKey: name)
+                // A private name's copy is its client's alone: nothing to compare it with, nothing to remember.
+                let previous = name.hasPrefix(Self.privatePrefix) ? nil : latestShapes.updateValue(shape, forKey: name)
                 if let clientName, let client = server.client {
                     client.statementShaped(
                         clientName, serverName: name, shape: shape, stale: previous != nil && previous != shape)

@@ -168,7 +168,7 @@ extension ClientSession {
                 // every connection busy it is answered here: waiting could deadlock a synchronous preparer whose
                 // thread's other clients hold those connections (pgbench -M prepared).
                 if pool!.hasServerWithoutWaiting { return false }
-                let serverName = pool!.serverStatementName(query: query, types: types)
+                let serverName = poolStatementName(query, types)
                 statements[name] = ClientStatement(
                     serverName: serverName, query: query, parameterTypes: types,
                     shape: pool!.latestShapes[serverName])
@@ -344,7 +344,7 @@ extension ClientSession {
                 duplicateParse(of: existing, name: name, server)
                 return
             }
-            let serverName = pool!.serverStatementName(query: query, types: types)
+            let serverName = poolStatementName(query, types)
             // The shape comes from the server's Describe (`statementShaped`).
             statements[name] = ClientStatement(serverName: serverName, query: query, parameterTypes: types)
             if server.hasPrepared(serverName) {
@@ -580,10 +580,22 @@ extension ClientSession {
         if stale, let pool {
             pool.planInvalidated()
             s = ClientStatement(
-                serverName: pool.serverStatementName(query: s.query, types: s.parameterTypes), query: s.query,
+                serverName: poolStatementName(s.query, s.parameterTypes), query: s.query,
                 parameterTypes: s.parameterTypes, shape: shape)
         }
         statements[name] = s
+    }
+
+    /// The pool name for the client's statement text. Shared by the clients whose sessions resolve names alike: the
+    /// same startup search_path (statements keep the search_path they were prepared under, so a schema-per-tenant
+    /// client must never run a copy another tenant prepared). Private to a pinned client, whose session state (`SET
+    /// search_path` pins) may resolve names unlike any other session's.
+    func poolStatementName(_ query: String, _ types: [UInt32]) -> String {
+        guard let pool else { return "" }
+        if pinned { return pool.privateStatementName() }
+        let searchPath = parameters["search_path"]
+            ?? parameters.first { $0.key.lowercased() == "search_path" }?.value
+        return pool.serverStatementName(query: query, types: types, searchPath: searchPath)
     }
 
     /// The client's named Parse of SQL `server` already holds as `serverName`: the server parses the text afresh
