@@ -372,3 +372,20 @@ def test_statements_resolve_names_in_each_clients_search_path(pool64, request):
     for schema in schemas:
         admin.query(f"drop schema {schema} cascade")
     admin.terminate()
+
+
+def test_a_statement_whose_table_was_dropped_fails_on_a_server_that_never_had_it(pool_in_mode):
+    # The statement's first run on another server connection prepares it there and waits for its Describe; when that
+    # prepare fails (the table is gone) the client gets PostgreSQL's 42P01 for its Bind, and nothing hangs.
+    two_servers = pool_in_mode(2)
+    other = client(two_servers)
+    a, table, sql = prepared_over_new_table(two_servers, "select *")
+    other.query("begin")
+    other.query("select 1")
+    a.query(f"drop table {table}")
+    msgs = exchange(a, bind("s1") + execute() + SYNC)
+    assert sqlstates(msgs) == ["42P01"] and msgs[-1] == (b"Z", b"I"), msgs
+    other.query("commit")
+    assert a.scalar("select 6") == "6"
+    a.terminate()
+    other.terminate()
