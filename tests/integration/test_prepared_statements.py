@@ -251,6 +251,18 @@ def test_an_idle_unbound_unnamed_statement_does_not_hold_the_server(pool64, requ
     b.terminate()
 
 
+def prepared_then_server_busy(pool_in_mode) -> tuple[WireClient, WireClient, str, str]:
+    """With two server connections: client a's statement s1 (`select *` from a new table) run once, then another
+    client holding a server connection in a transaction (in transaction mode, the one a's statement ran on, so a's
+    next runs go to the other). Returns a, the other client, the table and the SQL."""
+    two_servers = pool_in_mode(2)
+    other = client(two_servers)
+    a, table, sql = prepared_over_new_table(two_servers, "select *")
+    other.query("begin")
+    other.query("select 1")
+    return a, other, table, sql
+
+
 def test_a_statement_whose_table_changed_gets_0A000_on_every_server(pool_in_mode):
     # PostgreSQL fixes a prepared statement's result shape when it is prepared: after DDL adds a column, running it
     # fails with 0A000 'cached plan must not change result type' until the client prepares it again (drivers such as
@@ -259,11 +271,7 @@ def test_a_statement_whose_table_changed_gets_0A000_on_every_server(pool_in_mode
     # new column, and drivers that cached the old row description misread rows (pgx 08P01, PHP PDO and DBD::Pg
     # crashed). Here the server that ran the first execution is kept busy by another client, so the later ones run
     # on the other server.
-    two_servers = pool_in_mode(2)
-    other = client(two_servers)
-    a, table, sql = prepared_over_new_table(two_servers, "select *")
-    other.query("begin")
-    other.query("select 1")
+    a, other, table, sql = prepared_then_server_busy(pool_in_mode)
     a.query(f"alter table {table} add column y int default 7")
     for attempt in range(2):
         msgs = exchange(a, bind("s1") + describe_portal() + execute() + SYNC)
@@ -377,11 +385,7 @@ def test_statements_resolve_names_in_each_clients_search_path(pool64, request):
 def test_a_statement_whose_table_was_dropped_fails_on_a_server_that_never_had_it(pool_in_mode):
     # The statement's first run on another server connection prepares it there and waits for its Describe; when that
     # prepare fails (the table is gone) the client gets PostgreSQL's 42P01 for its Bind, and nothing hangs.
-    two_servers = pool_in_mode(2)
-    other = client(two_servers)
-    a, table, sql = prepared_over_new_table(two_servers, "select *")
-    other.query("begin")
-    other.query("select 1")
+    a, other, table, sql = prepared_then_server_busy(pool_in_mode)
     a.query(f"drop table {table}")
     msgs = exchange(a, bind("s1") + execute() + SYNC)
     assert sqlstates(msgs) == ["42P01"] and msgs[-1] == (b"Z", b"I"), msgs
