@@ -6,12 +6,14 @@ DBD::Pg): a Parse that fails, SQL `DEALLOCATE name` (pgx's statement cache, DBD:
 table changed under a shared statement. Pool size 1 puts every client on the same server connection.
 """
 
+import json
 import struct
+import urllib.request
 import uuid
 
 import pytest
 
-from harness import WireClient, message, parse_error_fields, pgbouncer_xfail
+from harness import ProxyProcess, WireClient, message, parse_error_fields, pgbouncer_xfail
 
 REASON = "PgBouncer 1.18 does not track protocol-level prepared statements in transaction mode"
 
@@ -251,16 +253,25 @@ def test_an_idle_unbound_unnamed_statement_does_not_hold_the_server(pool64, requ
     b.terminate()
 
 
-def prepared_then_server_busy(pool_in_mode) -> tuple[WireClient, WireClient, str, str]:
+def prepared_then_server_busy(pool_in_mode) -> tuple[WireClient, WireClient, str, str, ProxyProcess]:
     """With two server connections: client a's statement s1 (`select *` from a new table) run once, then another
     client holding a server connection in a transaction (in transaction mode, the one a's statement ran on, so a's
-    next runs go to the other). Returns a, the other client, the table and the SQL."""
+    next runs go to the other). Returns a, the other client, the table, the SQL and the proxy."""
     two_servers = pool_in_mode(2)
     other = client(two_servers)
     a, table, sql = prepared_over_new_table(two_servers, "select *")
     other.query("begin")
     other.query("select 1")
-    return a, other, table, sql
+    return a, other, table, sql, two_servers
+
+
+def errors_by_class(proxy: ProxyProcess) -> dict[str, int]:
+    """pool64's count of errors sent to clients, by SQLSTATE class (`/stats`); empty for PgBouncer."""
+    if proxy.admin_port is None:
+        return {}
+    with urllib.request.urlopen(f"http://127.0.0.1:{proxy.admin_port}/stats", timeout=10) as r:
+        stats = json.load(r)
+    return {k: v for pool in stats["pools"] for k, v in pool["errors_by_sqlstate_class"].items()}
 
 
 def test_a_statement_whose_table_changed_gets_0A000_on_every_server(pool_in_mode):
@@ -271,7 +282,8 @@ def test_a_statement_whose_table_changed_gets_0A000_on_every_server(pool_in_mode
     # new column, and drivers that cached the old row description misread rows (pgx 08P01, PHP PDO and DBD::Pg
     # crashed). Here the server that ran the first execution is kept busy by another client, so the later ones run
     # on the other server.
-    a, other, table, sql = prepared_then_server_busy(pool_in_mode)
+    a, other, table, sql, proxy = prepared_then_server_busy(pool_in_mode)
+    before = errors_by_class(proxy)
     a.query(f"alter table {table} add column y int default 7")
     for attempt in range(2):
         msgs = exchange(a, bind("s1") + describe_portal() + execute() + SYNC)
@@ -290,12 +302,38 @@ def test_a_statement_whose_table_changed_gets_0A000_on_every_server(pool_in_mode
     assert "25P02" in str(e.value), e.value
     a.query("rollback")
     other.query("commit")
+    # /stats counts the errors as the client got them (0A000 four times, then 25P02), not as the server gave them.
+    if proxy.admin_port is not None:
+        after = errors_by_class(proxy)
+        counted = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+        assert {k: n for k, n in counted.items() if n} == {"0A": 4, "25": 1}, (before, after)
     # Prepared again, it has the new column; so does the same SQL prepared by another client.
     a.query("deallocate s1")
     msgs = exchange(a, parse("s1", sql) + bind("s1") + execute() + SYNC)
     assert sqlstates(msgs) == [] and row_values(msgs) == [["1", "7"]], msgs
     msgs = exchange(other, parse("o1", sql) + bind("o1") + execute() + SYNC)
     assert sqlstates(msgs) == [] and row_values(msgs) == [["1", "7"]], msgs
+    a.query(f"drop table {table}")
+    a.terminate()
+    other.terminate()
+
+
+def test_deallocate_in_a_transaction_on_a_server_that_never_prepared_the_statement(pool_in_mode):
+    # Inside a transaction block pool64 has the attached server run the client's DEALLOCATE, so the reply and the
+    # transaction state are PostgreSQL's. When that server never prepared the statement, DEALLOCATE ALL stands in;
+    # its tag used to reach the client as 'DEALLOCATE ALL'.
+    a, other, table, sql, proxy = prepared_then_server_busy(pool_in_mode)
+    a.query("begin")
+    msgs = exchange(a, message(b"Q", b"DEALLOCATE s1\0"))
+    assert [p for t, p in msgs if t == b"C"] == [b"DEALLOCATE\0"] and sqlstates(msgs) == [], msgs
+    assert msgs[-1] == (b"Z", b"T"), msgs
+    a.query("commit")
+    other.query("commit")
+    # The name is gone, as on PostgreSQL, and free to prepare again.
+    msgs = exchange(a, bind("s1") + execute() + SYNC)
+    assert sqlstates(msgs) == ["26000"], msgs
+    msgs = exchange(a, parse("s1", sql) + bind("s1") + execute() + SYNC)
+    assert sqlstates(msgs) == [] and row_values(msgs) == [["1"]], msgs
     a.query(f"drop table {table}")
     a.terminate()
     other.terminate()
@@ -385,7 +423,7 @@ def test_statements_resolve_names_in_each_clients_search_path(pool64, request):
 def test_a_statement_whose_table_was_dropped_fails_on_a_server_that_never_had_it(pool_in_mode):
     # The statement's first run on another server connection prepares it there and waits for its Describe; when that
     # prepare fails (the table is gone) the client gets PostgreSQL's 42P01 for its Bind, and nothing hangs.
-    a, other, table, sql = prepared_then_server_busy(pool_in_mode)
+    a, other, table, sql, proxy = prepared_then_server_busy(pool_in_mode)
     a.query(f"drop table {table}")
     msgs = exchange(a, bind("s1") + execute() + SYNC)
     assert sqlstates(msgs) == ["42P01"] and msgs[-1] == (b"Z", b"I"), msgs

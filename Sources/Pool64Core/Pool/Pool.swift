@@ -227,6 +227,13 @@ final class Pool: @unchecked Sendable {
         return b
     }()
 
+    /// The reply to a client's `DEALLOCATE name` when `DEALLOCATE ALL` stood in for it (`ClientSession.deallocate`).
+    static let deallocateComplete: ByteBuffer = {
+        var b = ByteBuffer()
+        b.writeCommandComplete("DEALLOCATE")
+        return b
+    }()
+
     /// A RowDescription or NoData answered a `.describeShape` on the fast path: settle it, and run a client message
     /// that waited for it.
     private func shapeDescribed(_ server: ServerConnection) {
@@ -479,6 +486,7 @@ final class Pool: @unchecked Sendable {
         var ready: Bool? = nil
         var drop = 0
         var described = false
+        var deallocateTag = false
         let run = server.framer.scanMessages { type, raw in
             if server.tracker.hasFakes || server.tracker.isSwallowing { return .stop }
             switch type {
@@ -500,6 +508,7 @@ final class Pool: @unchecked Sendable {
                     server.tracker.described(shape: ResponseTracker.shape(ofRowDescription: raw))
                     described = true
                 }
+                deallocateTag = decision == .replaceWithDeallocate
                 // Dropped (a response to a request pool64 injected): what came before goes, this one does not.
                 drop = raw.count
                 return .stop
@@ -507,6 +516,7 @@ final class Pool: @unchecked Sendable {
         }
         if run > 0 { client.sendRun(from: &server.framer, run) }
         if drop > 0 { _ = server.framer.take(drop) }
+        if deallocateTag { client.sendToClient(Self.deallocateComplete) }
         if described { shapeDescribed(server) }
         if let forwarded = ready {
             if server.tracker.hasStatementEvents { settleStatements(server) }
@@ -539,10 +549,14 @@ final class Pool: @unchecked Sendable {
             }
         case BackendType.errorResponse:
             let body = frame.getSlice(at: frame.readerIndex + 5, length: frame.readableBytes - 5)!
-            let code = BackendMessageReader.sqlstate(ofErrorBody: body) ?? "XX000"
-            stats.errorsBySqlstateClass[String(code.prefix(2)), default: 0] &+= 1
+            var code = BackendMessageReader.sqlstate(ofErrorBody: body) ?? "XX000"
             if code == "0A000", !server.prepared.isEmpty, Self.isStalePlanError(body) { planInvalidated() }
-            if server.tracker.headIsStaleBind { frame = Self.stalePlanError }
+            if server.tracker.headIsStaleBind {
+                // Counted as what the client gets, not the 26000 the server gave for the nonexistent statement.
+                frame = Self.stalePlanError
+                code = "0A000"
+            }
+            stats.errorsBySqlstateClass[String(code.prefix(2)), default: 0] &+= 1
             if code == "42P05", !server.duplicateParses.isEmpty {
                 frame = Self.namingClientStatements(frame, server.duplicateParses)
                 server.duplicateParses.removeAll()
@@ -570,6 +584,7 @@ final class Pool: @unchecked Sendable {
             return
         }
         if decision == .forward { client.sendToClient(frame) }
+        if decision == .replaceWithDeallocate { client.sendToClient(Self.deallocateComplete) }
         client.emitFakes(from: server)
         if client.holdingForShape && server.tracker.shapeChecks == 0 { client.shapeArrived(server) }
         if type == BackendType.readyForQuery {

@@ -11,6 +11,9 @@ struct ResponseTracker {
         /// Drop it, and hand its result shape to `described(shape:)`: the RowDescription or NoData answering a
         /// `.describeShape`.
         case dropDescription
+        /// Drop it and send the client `CommandComplete DEALLOCATE` instead: the tag of the `DEALLOCATE ALL` that
+        /// stood in for a client's `DEALLOCATE name` on a server that never prepared the statement.
+        case replaceWithDeallocate
     }
 
     /// What became of a pool-named statement a server was asked to prepare or close (`Expectation.carriesName`).
@@ -218,6 +221,9 @@ struct ResponseTracker {
             if let head, head.isShapeDescribe { return .drop }
         case BackendType.commandComplete, BackendType.emptyQueryResponse, BackendType.portalSuspended:
             if head == .execute { expected.removeFirst() }
+            if head == .deallocate, type == BackendType.commandComplete, names.first?.server.isEmpty == true {
+                return .replaceWithDeallocate
+            }
         default:
             break
         }

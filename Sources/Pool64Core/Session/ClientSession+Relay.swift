@@ -403,8 +403,9 @@ extension ClientSession {
     /// DEALLOCATE of the client's statement `name` while a server is attached (inside a transaction): the server
     /// runs the equivalent, so the reply and the transaction state are PostgreSQL's own (25P02 in a failed
     /// transaction). The pool-named statement is deallocated on this server (others re-prepare it on demand), or,
-    /// when this server never prepared it, `DEALLOCATE ALL` stands in (its only effect is on statements pool64
-    /// prepares again on demand; the tag reads `DEALLOCATE ALL`). Nothing is forgotten until the server has run it
+    /// when this server never prepared it, `DEALLOCATE ALL` stands in: its only effect is on statements pool64
+    /// prepares again on demand, and its tag is replaced by `DEALLOCATE` (`ResponseTracker.Decision
+    /// .replaceWithDeallocate`). Nothing is forgotten until the server has run it
     /// (`ResponseTracker.StatementEvent.deallocated`): a refused DEALLOCATE leaves the statement in place, as on
     /// PostgreSQL, instead of on the server under a name pool64 no longer knows.
     private func deallocate(_ name: String, _ server: ServerConnection) {
