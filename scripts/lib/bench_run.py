@@ -710,7 +710,7 @@ def soak(args) -> int:
     return 1 if failed else 0
 
 
-def smoke_duration(args, sc: Scenario, target: str) -> int:
+def pgbench_duration(args, sc: Scenario, target: str) -> int:
     """Seconds for one pgbench run. pgbench's -T clock includes opening its connections, and DIRECT opens one
     PostgreSQL backend per client: on a busy 2-core machine 500 of them took the whole 2 s of a smoke run (CI: "no
     transactions"). Smoke runs give DIRECT at -c 500 and more 8 s; every other run keeps --duration."""
@@ -795,7 +795,7 @@ def main() -> int:
                     elif sc.kind == "idle":
                         res = run_idle(svc, sc, t, run)
                     else:
-                        res = run_pgbench(svc, sc, t, run, smoke_duration(args, sc, t))
+                        res = run_pgbench(svc, sc, t, run, pgbench_duration(args, sc, t))
                     all_results.append(res)
                     detail = (f"tps={fmt_num(res.tps)} lat={res.latency_ms} cpu/100k={res.cpu_per_100k}"
                               if sc.kind == "pgbench" else

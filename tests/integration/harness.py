@@ -12,6 +12,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import json
 import os
 import pwd
 import resource
@@ -23,6 +24,7 @@ import struct
 import subprocess
 import tempfile
 import time
+import urllib.request
 
 import pytest
 from dataclasses import dataclass, field
@@ -288,6 +290,21 @@ class ProxyProcess:
 
     def stop(self) -> None:
         stop_process(self.proc)
+
+
+def admin_stats(proxy: "ProxyProcess") -> dict:
+    """pool64's `/stats` document from its admin listener."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{proxy.admin_port}/stats", timeout=10) as resp:
+        assert resp.status == 200
+        return json.load(resp)
+
+
+def app_pool(snapshot: dict, database: str = APP_DB, user: str = APP_USER) -> dict:
+    """The pool for `database`/`user` in a `/stats` document."""
+    for pool in snapshot["pools"]:
+        if pool["database"] == database and pool["user"] == user:
+            return pool
+    raise AssertionError(f"no pool {database}/{user} in /stats: {json.dumps(snapshot)[:2000]}")
 
 
 def psql_select1(dsn_str: str, timeout: float = 5) -> bool:

@@ -51,13 +51,6 @@ def get_json(host: str, port: int, path: str, token: str | None = None) -> tuple
     return status, json.loads(body)
 
 
-def find_pool(stats: dict, database: str = harness.APP_DB, user: str = harness.APP_USER) -> dict:
-    for pool in stats["pools"]:
-        if pool["database"] == database and pool["user"] == user:
-            return pool
-    raise AssertionError(f"no pool {database}/{user} in /stats: {json.dumps(stats)[:2000]}")
-
-
 def metric_samples(text: str) -> dict[str, list]:
     """Parse Prometheus text with the reference parser; map sample name -> [Sample]."""
     out: dict[str, list] = {}
@@ -164,7 +157,7 @@ def test_every_endpoint_over_ipv4_and_ipv6(admin_proxy):
                     "auth_failures", "close_reasons"):
             assert key in stats["totals"], key
         assert "resolver" in stats
-        pool = find_pool(stats)
+        pool = harness.app_pool(stats)
         for key in ("cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used", "sv_login", "maxwait_us",
                     "pool_mode", "total_xact_count", "total_query_count", "total_received", "total_sent",
                     "total_xact_time", "total_query_time", "total_wait_time", "pinned_clients",
@@ -177,7 +170,7 @@ def test_every_endpoint_over_ipv4_and_ipv6(admin_proxy):
         assert ctype.startswith("text/plain")
         samples = metric_samples(text)
         assert pool_sample(samples, "pool64_xact_count_total").value >= 1
-        assert pool_sample(samples, "pool64_pool_size").value == find_pool(stats)["pool_size"]
+        assert pool_sample(samples, "pool64_pool_size").value == harness.app_pool(stats)["pool_size"]
 
         status, _, _ = http_get(host, port, "/no-such-endpoint")
         assert status == 404, (host, status)
@@ -189,7 +182,7 @@ def test_stats_and_metrics_follow_pgbench(admin_proxy):
     host, port = "127.0.0.1", admin_proxy.admin_port
     status, before = get_json(host, port, "/stats")
     assert status == 200
-    b = find_pool(before)
+    b = harness.app_pool(before)
 
     clients, per_client = 4, 200
     proc, processed = run_pgbench(admin_proxy.dsn(), "-n", "-S", "-c", str(clients), "-t", str(per_client),
@@ -203,7 +196,7 @@ def test_stats_and_metrics_follow_pgbench(admin_proxy):
     assert status == 200
     status, after = get_json(host, port, "/stats")
     assert status == 200
-    a = find_pool(after)
+    a = harness.app_pool(after)
 
     slack = clients + 2
     xacts = a["total_xact_count"] - b["total_xact_count"]
@@ -248,7 +241,7 @@ def test_stats_and_metrics_follow_pgbench(admin_proxy):
 def test_errors_by_sqlstate_class(admin_proxy):
     host, port = "127.0.0.1", admin_proxy.admin_port
     _, before = get_json(host, port, "/stats")
-    class22 = find_pool(before)["errors_by_sqlstate_class"].get("22", 0)
+    class22 = harness.app_pool(before)["errors_by_sqlstate_class"].get("22", 0)
     client = harness.WireClient("127.0.0.1", admin_proxy.port)
     try:
         client.login()
@@ -260,7 +253,7 @@ def test_errors_by_sqlstate_class(admin_proxy):
         client.terminate()
     time.sleep(0.2)
     _, after = get_json(host, port, "/stats")
-    errors = find_pool(after)["errors_by_sqlstate_class"]
+    errors = harness.app_pool(after)["errors_by_sqlstate_class"]
     assert errors.get("22", 0) == class22 + 1, errors
 
 
@@ -351,7 +344,7 @@ def test_readyz_follows_database_without_restart():
         assert proxy.alive() and proxy.proc.pid == pid, "pool64 must not have restarted"
         assert harness.psql_select1(proxy.dsn()), "queries through pool64 work again"
         _, stats = get_json("127.0.0.1", proxy.admin_port, "/stats")
-        assert find_pool(stats)["server_connect_failures"] >= 1
+        assert harness.app_pool(stats)["server_connect_failures"] >= 1
     finally:
         if proxy is not None:
             stop_proxy(proxy)

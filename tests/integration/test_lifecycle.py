@@ -37,19 +37,6 @@ def http_get(port: int, path: str, timeout: float = 5) -> tuple[int, str]:
         return e.code, e.read().decode()
 
 
-def stats(proxy) -> dict:
-    status, body = http_get(proxy.admin_port, "/stats")
-    assert status == 200, body
-    return json.loads(body)
-
-
-def app_pool(snapshot: dict) -> dict:
-    for pool in snapshot["pools"]:
-        if pool["database"] == harness.APP_DB and pool["user"] == harness.APP_USER:
-            return pool
-    raise AssertionError(f"no {harness.APP_DB}/{harness.APP_USER} pool: {snapshot['pools']}")
-
-
 def start_proxy(pg, extra_args: list[str], log_level: str = "info") -> harness.ProxyProcess:
     """pool64 in transaction mode; no --pool-size flag (so a config file can set it)."""
     if not os.path.exists(POOL64_BIN):
@@ -122,7 +109,8 @@ def test_sigterm_drains_pgbench_and_exits_zero(pg, proxies):
     try:
         time.sleep(2.5)
         assert bench.poll() is None, f"pgbench ended early:\n{bench.communicate()}"
-        assert app_pool(stats(proxy))["total_xact_count"] > 20, "pgbench is not getting through pool64"
+        xacts = harness.app_pool(harness.admin_stats(proxy))["total_xact_count"]
+        assert xacts > 20, "pgbench is not getting through pool64"
         holder.send(harness.message(b"Q", b"select pg_sleep(3)\0"))
         time.sleep(0.3)
 
@@ -142,7 +130,7 @@ def test_sigterm_drains_pgbench_and_exits_zero(pg, proxies):
         assert proxy.alive(), "pool64 must drain, not exit at once, while a transaction runs"
         status, body = http_get(proxy.admin_port, "/healthz", timeout=2)
         assert status == 200, body
-        draining_stats = stats(proxy)
+        draining_stats = harness.admin_stats(proxy)
         assert draining_stats["process"]["draining"] is True
 
         # New connections are refused (listener closed) or told the server is shutting down.
@@ -223,7 +211,7 @@ def poll_pool_size(proxy, want: int, timeout: float = 5) -> int:
     deadline = time.monotonic() + timeout
     size = -1
     while time.monotonic() < deadline:
-        size = app_pool(stats(proxy))["pool_size"]
+        size = harness.app_pool(harness.admin_stats(proxy))["pool_size"]
         if size == want:
             return size
         time.sleep(0.1)
@@ -238,7 +226,7 @@ def test_sighup_reloads_pool_size_and_rejects_invalid_file(pg, proxies):
         write_config(config, "# pool64 test configuration\npool-size = 7\nquery-wait-timeout = 30\n")
         proxy = start_proxy(pg, ["--config", config])
         proxies.append(proxy)
-        assert app_pool(stats(proxy))["pool_size"] == 7, "pool size from the config file at start"
+        assert harness.app_pool(harness.admin_stats(proxy))["pool_size"] == 7, "pool size from the config file at start"
 
         # A client connected across the reloads, inside a transaction (so it holds one backend).
         client = harness.WireClient("127.0.0.1", proxy.port)
@@ -250,7 +238,7 @@ def test_sighup_reloads_pool_size_and_rejects_invalid_file(pg, proxies):
         client.query("create temp table reload_probe(n int) on commit drop")
         client.query("insert into reload_probe values (1)")
         backend = client.scalar("select pg_backend_pid()")
-        before = stats(proxy)
+        before = harness.admin_stats(proxy)
         closes_before = dict(before["totals"]["close_reasons"])
 
         # valid change
@@ -265,7 +253,7 @@ def test_sighup_reloads_pool_size_and_rejects_invalid_file(pg, proxies):
         assert client.scalar("select pg_backend_pid()") == backend, "the client kept its server connection"
         assert client.scalar("select sum(n) from reload_probe") == "3"
         assert idle_client.scalar("select 2") == "2"
-        snap = stats(proxy)
+        snap = harness.admin_stats(proxy)
         assert snap["totals"]["clients_current"] == before["totals"]["clients_current"] >= 2
         assert snap["totals"]["close_reasons"] == closes_before, "no client was dropped by the reload"
         status, metrics = http_get(proxy.admin_port, "/metrics")
@@ -282,7 +270,7 @@ def test_sighup_reloads_pool_size_and_rejects_invalid_file(pg, proxies):
             assert wait_for_log(proxy, "configuration reload rejected", offset), \
                 f"{bad_text!r} not rejected:\n{proxy.log_text(offset)}"
             assert "configuration reloaded" not in proxy.log_text(offset)
-            assert app_pool(stats(proxy))["pool_size"] == 11, bad_text
+            assert harness.app_pool(harness.admin_stats(proxy))["pool_size"] == 11, bad_text
             assert proxy.alive()
             assert client.scalar("select pg_backend_pid()") == backend
             assert idle_client.scalar("select 3") == "3"
@@ -293,7 +281,7 @@ def test_sighup_reloads_pool_size_and_rejects_invalid_file(pg, proxies):
         assert client.scalar("select sum(n) from reload_probe") == "7"
         client.query("COMMIT")
         assert client.transaction_status == "I"
-        assert stats(proxy)["totals"]["close_reasons"] == closes_before
+        assert harness.admin_stats(proxy)["totals"]["close_reasons"] == closes_before
 
         # a later valid file is applied again
         offset = proxy.log_size()

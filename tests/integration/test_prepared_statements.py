@@ -6,14 +6,12 @@ DBD::Pg): a Parse that fails, SQL `DEALLOCATE name` (pgx's statement cache, DBD:
 table changed under a shared statement. Pool size 1 puts every client on the same server connection.
 """
 
-import json
 import struct
-import urllib.request
 import uuid
 
 import pytest
 
-from harness import ProxyProcess, WireClient, message, parse_error_fields, pgbouncer_xfail
+from harness import ProxyProcess, WireClient, admin_stats, app_pool, message, parse_error_fields, pgbouncer_xfail
 
 REASON = "PgBouncer 1.18 does not track protocol-level prepared statements in transaction mode"
 
@@ -266,12 +264,8 @@ def prepared_then_server_busy(pool_in_mode) -> tuple[WireClient, WireClient, str
 
 
 def errors_by_class(proxy: ProxyProcess) -> dict[str, int]:
-    """pool64's count of errors sent to clients, by SQLSTATE class (`/stats`); empty for PgBouncer."""
-    if proxy.admin_port is None:
-        return {}
-    with urllib.request.urlopen(f"http://127.0.0.1:{proxy.admin_port}/stats", timeout=10) as r:
-        stats = json.load(r)
-    return {k: v for pool in stats["pools"] for k, v in pool["errors_by_sqlstate_class"].items()}
+    """pool64's count of errors sent to clients, by SQLSTATE class (`/stats`)."""
+    return app_pool(admin_stats(proxy))["errors_by_sqlstate_class"]
 
 
 def test_a_statement_whose_table_changed_gets_0A000_on_every_server(pool_in_mode):
@@ -283,7 +277,7 @@ def test_a_statement_whose_table_changed_gets_0A000_on_every_server(pool_in_mode
     # crashed). Here the server that ran the first execution is kept busy by another client, so the later ones run
     # on the other server.
     a, other, table, sql, proxy = prepared_then_server_busy(pool_in_mode)
-    before = errors_by_class(proxy)
+    before = errors_by_class(proxy) if proxy.admin_port is not None else {}
     a.query(f"alter table {table} add column y int default 7")
     for attempt in range(2):
         msgs = exchange(a, bind("s1") + describe_portal() + execute() + SYNC)

@@ -220,8 +220,9 @@ struct ResponseTracker {
         case BackendType.parameterDescription:
             if let head, head.isShapeDescribe { return .drop }
         case BackendType.commandComplete, BackendType.emptyQueryResponse, BackendType.portalSuspended:
-            if head == .execute { expected.removeFirst() }
-            if head == .deallocate, type == BackendType.commandComplete, names.first?.server.isEmpty == true {
+            if head == .execute {
+                expected.removeFirst()
+            } else if head == .deallocate, type == BackendType.commandComplete, names.first?.server.isEmpty == true {
                 return .replaceWithDeallocate
             }
         default:
