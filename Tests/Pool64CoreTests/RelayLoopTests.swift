@@ -101,6 +101,47 @@ import Testing
         return Array(buf[0..<max(n, 0)])
     }
 
+    /// Logs `flushDeferred` calls; queues `chained` from its own flush.
+    final class DeferredFlushLog: TransportDelegate, @unchecked Sendable {
+        let name: String
+        let log: NIOLockedValueBox<[String]>
+        var chained: DeferredFlushLog?
+        unowned(unsafe) let loop: RelayLoop
+        init(_ name: String, _ log: NIOLockedValueBox<[String]>, _ loop: RelayLoop) {
+            self.name = name
+            self.log = log
+            self.loop = loop
+            super.init()
+        }
+        override func flushDeferred() {
+            log.withLockedValue { $0.append("flush \(name)") }
+            if let chained { loop.flushAtEndOfTurn(chained) }
+        }
+    }
+
+    @Test func deferredFlushesRunOnceEachAfterTheTurnsWork() throws {
+        let loop = RelayLoop(name: "test-relay")
+        defer { try? loop.syncShutdownGracefully() }
+        let log = NIOLockedValueBox<[String]>([])
+        let a = DeferredFlushLog("a", log, loop)
+        let b = DeferredFlushLog("b", log, loop)
+        let c = DeferredFlushLog("c", log, loop)
+        b.chained = c
+        loop.execute {
+            loop.flushAtEndOfTurn(a)
+            loop.flushAtEndOfTurn(b)
+            loop.flushAtEndOfTurn(a)  // already queued: one flush
+            log.withLockedValue { $0.append("task") }
+        }
+        #expect(try waitUntil(loop) { log.withLockedValue { $0.count } >= 4 })
+        // A flush that queues another delegate gets it flushed in the same pass, before the next turn.
+        #expect(log.withLockedValue { $0 } == ["task", "flush a", "flush b", "flush c"])
+        // Flushed delegates can be queued again on a later turn.
+        try loop.submit { loop.flushAtEndOfTurn(a) }.wait()
+        #expect(try waitUntil(loop) { log.withLockedValue { $0.count } == 5 })
+        #expect(log.withLockedValue { $0.last } == "flush a")
+    }
+
     @Test func socketConnectionReadsWritesAndReportsEOF() throws {
         let loop = RelayLoop(name: "test-relay")
         defer { try? loop.syncShutdownGracefully() }

@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -70,6 +71,31 @@ def proc_cpu_seconds(pid: int) -> float:
     fields = data[data.rindex(")") + 2:].split()
     # fields[0] is field 3 (state); utime is field 14, stime field 15
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, steal) CPU seconds of all cores since boot (/proc/stat): busy is user, nice, system, irq and softirq;
+    steal is time the hypervisor gave to someone else while this machine wanted to run."""
+    with open("/proc/stat") as f:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in f.readline().split()[1:9])
+    return (user + nice + system + irq + softirq) / CLK_TCK, steal / CLK_TCK
+
+
+def proc_context_switches(pid: int) -> tuple[int, int]:
+    """(voluntary, involuntary) context switches summed over every thread of the process: a voluntary one is a
+    wait for events (epoll_wait), an involuntary one a preemption."""
+    vol = invol = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        vol += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        invol += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return vol, invol
 
 
 def proc_rss_kib(pid: int) -> int:
@@ -324,6 +350,13 @@ class Result:
     kib_per_client: float | None = None
     rss_previous_process_kib: int | None = None  # idle: RSS of the pooler that ran the scenarios before, at restart
     seconds: float | None = None
+    # Diagnostics: where the machine's CPU went. On 2 shared cores a pooler that costs pgbench or the machine more
+    # per transaction loses TPS even when its own CPU is lower.
+    pgbench_cpu_per_100k: float | None = None
+    machine_cpu_per_100k: float | None = None
+    steal_s: float | None = None
+    waits_per_tx: float | None = None
+    preemptions_per_tx: float | None = None
 
 
 def run_pgbench(svc: Services, sc: Scenario, target: str, run: int, duration: int) -> Result:
@@ -352,6 +385,9 @@ def run_pgbench(svc: Services, sc: Scenario, target: str, run: int, duration: in
     pid = svc.pid(target)
     cpu0 = proc_cpu_seconds(pid) if pid else None
     res.rss_before_kib = proc_rss_kib(pid) if pid else None
+    sw0 = proc_context_switches(pid) if pid else None
+    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy0, steal0 = machine_cpu_seconds()
     t0 = time.monotonic()
     try:
         r = subprocess.run(cmd, env=svc.client_env(), capture_output=True, text=True, timeout=duration + 180)
@@ -360,9 +396,16 @@ def run_pgbench(svc: Services, sc: Scenario, target: str, run: int, duration: in
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
         err, rc = "timeout", -1
     res.seconds = round(time.monotonic() - t0, 1)
+    busy1, steal1 = machine_cpu_seconds()
+    busy, res.steal_s = busy1 - busy0, round(steal1 - steal0, 2)
+    children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    pgbench_cpu = (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
+    switches = None
     if pid:
         res.cpu_s = round(proc_cpu_seconds(pid) - cpu0, 3)
         res.rss_after_kib = proc_rss_kib(pid)
+        sw1 = proc_context_switches(pid)
+        switches = (sw1[0] - sw0[0], sw1[1] - sw0[1])
     m = re.search(r"number of transactions actually processed: (\d+)", out)
     res.transactions = int(m.group(1)) if m else 0
     m = re.search(r"number of failed transactions: (\d+)", out)
@@ -373,6 +416,12 @@ def run_pgbench(svc: Services, sc: Scenario, target: str, run: int, duration: in
     res.tps = float(m.group(1)) if m else None
     if res.cpu_s is not None and res.transactions:
         res.cpu_per_100k = round(res.cpu_s * 100000 / res.transactions, 3)
+    if res.transactions:
+        res.pgbench_cpu_per_100k = round(pgbench_cpu * 100000 / res.transactions, 3)
+        res.machine_cpu_per_100k = round(busy * 100000 / res.transactions, 3)
+        if switches is not None:
+            res.waits_per_tx = round(switches[0] / res.transactions, 3)
+            res.preemptions_per_tx = round(switches[1] / res.transactions, 3)
     problems = []
     if rc != 0:
         problems.append(f"pgbench exit {rc}")
@@ -514,7 +563,9 @@ def table(all_results: list[Result], scs: list[Scenario], runs: int) -> str:
         else:
             metrics = [("TPS" if not sc.connect_each else "TPS (= new connections/s)", "tps", 0),
                        ("avg latency ms", "latency_ms", 3),
-                       ("pooler CPU s/100k tx", "cpu_per_100k", 2)]
+                       ("pooler CPU s/100k tx", "cpu_per_100k", 2),
+                       ("pgbench CPU s/100k tx", "pgbench_cpu_per_100k", 2),
+                       ("machine CPU s/100k tx", "machine_cpu_per_100k", 2)]
         for i, (label, attr, digits) in enumerate(metrics):
             cells = {t: cell(g[t], attr, digits) for t in TARGETS}
             if attr == "cpu_per_100k" or sc.kind == "idle":
@@ -797,7 +848,9 @@ def main() -> int:
                     else:
                         res = run_pgbench(svc, sc, t, run, pgbench_duration(args, sc, t))
                     all_results.append(res)
-                    detail = (f"tps={fmt_num(res.tps)} lat={res.latency_ms} cpu/100k={res.cpu_per_100k}"
+                    detail = (f"tps={fmt_num(res.tps)} lat={res.latency_ms} cpu/100k={res.cpu_per_100k} "
+                              f"pgbench/100k={res.pgbench_cpu_per_100k} machine/100k={res.machine_cpu_per_100k} "
+                              f"waits/tx={res.waits_per_tx} preempted/tx={res.preemptions_per_tx} steal={res.steal_s}s"
                               if sc.kind == "pgbench" else
                               f"KiB/client={res.kib_per_client} rss={res.rss_after_kib} opened/s={res.tps}")
                     log(f"run {run + 1}/{args.runs} {sc.name:22s} {t:9s} {res.status:4s} {detail}"

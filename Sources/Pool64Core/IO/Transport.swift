@@ -60,9 +60,13 @@ extension MessageFramer {
 /// `SocketConnection` calls its delegate through `Unmanaged` without a retain and a release per read, which an
 /// existential does not allow.
 class TransportDelegate {
+    /// Queued for `flushDeferred` at the end of the loop's turn (`RelayLoop.flushAtEndOfTurn`).
+    var flushQueued = false
     func received(_ buffer: ByteBuffer) {}
     /// The end of one read batch: time to flush what the bytes produced.
     func readComplete() {}
+    /// The loop's turn is ending: send what `RelayLoop.flushAtEndOfTurn` was asked to hold until now.
+    func flushDeferred() {}
     func writabilityChanged(_ writable: Bool) {}
     /// The connection is gone (`error` says why when it was not an orderly close or EOF).
     func transportClosed(_ error: String?) {}

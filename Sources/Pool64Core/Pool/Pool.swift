@@ -514,7 +514,15 @@ final class Pool: @unchecked Sendable {
                 return .stop
             }
         }
-        if run > 0 { client.sendRun(from: &server.framer, run) }
+        if run > 0 {
+            if ready != nil && run <= Self.deferredResponseLimit {
+                // A response's end waits in the client's buffer for the end of the turn (`flushAtEndOfTurn`): one
+                // copy of a few hundred bytes instead of a wake-up of the client's thread mid-turn.
+                client.sendToClient(server.framer.take(run))
+            } else {
+                client.sendRun(from: &server.framer, run)
+            }
+        }
         if drop > 0 { _ = server.framer.take(drop) }
         if deallocateTag { client.sendToClient(Self.deallocateComplete) }
         if described { shapeDescribed(server) }
@@ -526,6 +534,10 @@ final class Pool: @unchecked Sendable {
         }
         return drop > 0
     }
+
+    /// The largest final run of a response that is copied to wait for the end of the turn; a bigger one (the tail of
+    /// a large result) goes to the socket at once, from the read buffer.
+    static let deferredResponseLimit = 16 * 1024
 
     private func serverMessage(_ server: ServerConnection, type: UInt8, frame: ByteBuffer) {
         var frame = frame

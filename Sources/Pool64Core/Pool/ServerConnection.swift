@@ -192,8 +192,8 @@ final class ServerConnection: TransportDelegate, @unchecked Sendable {
     }
 
     override func readComplete() {
-        if client != nil { Unmanaged.passUnretained(client!)._withUnsafeGuaranteedRef { $0.flushToClient() } }
         flush()
+        if client != nil { Unmanaged.passUnretained(client!)._withUnsafeGuaranteedRef { $0.flushAtEndOfTurn() } }
     }
 
     override func writabilityChanged(_ writable: Bool) {}

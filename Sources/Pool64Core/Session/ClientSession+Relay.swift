@@ -762,8 +762,9 @@ extension ClientSession {
         }
         if transactionMode && !pinned && !unnamedUnbound {
             self.server = nil
-            // The server handler flushes its client at the end of a read; this one is leaving, so flush now.
-            flushToClient()
+            // The server handler flushes its client at the end of a read; this one is leaving, so it asks the loop
+            // (its response goes after the next waiter's query has gone to this server).
+            flushAtEndOfTurn()
             pool.release(server, needsReset: false)
         }
     }

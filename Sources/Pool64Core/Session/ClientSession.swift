@@ -246,6 +246,20 @@ final class ClientSession: TransportDelegate, WaitQueueNode, @unchecked Sendable
         if left > 0 { sendToClient(framer.take(left)) }
     }
 
+    /// Sends what `out` holds at the end of the relay loop's turn (`RelayLoop.flushAtEndOfTurn`); with nothing held
+    /// it only gives the buffer back now, as `flushToClient` does.
+    func flushAtEndOfTurn() {
+        guard out.readableBytes > 0 else {
+            flushToClient()
+            return
+        }
+        proxy.loop.flushAtEndOfTurn(self)
+    }
+
+    override func flushDeferred() {
+        flushToClient()
+    }
+
     /// Sends what `out` holds.
     func flushToClient() {
         guard out.readableBytes > 0 else {
