@@ -81,29 +81,33 @@ def machine_cpu_seconds() -> tuple[float, float]:
     return (user + nice + system + irq + softirq) / CLK_TCK, steal / CLK_TCK
 
 
+def status_fields(path: str, *names: str) -> list[int]:
+    """The first number of each named line of a /proc status file (0 when absent)."""
+    found = dict.fromkeys(names, 0)
+    with open(path) as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in found:
+                found[key] = int(rest.split()[0])
+    return [found[n] for n in names]
+
+
 def proc_context_switches(pid: int) -> tuple[int, int]:
     """(voluntary, involuntary) context switches summed over every thread of the process: a voluntary one is a
     wait for events (epoll_wait), an involuntary one a preemption."""
     vol = invol = 0
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            with open(f"/proc/{pid}/task/{tid}/status") as f:
-                for line in f:
-                    if line.startswith("voluntary_ctxt_switches:"):
-                        vol += int(line.split()[1])
-                    elif line.startswith("nonvoluntary_ctxt_switches:"):
-                        invol += int(line.split()[1])
-        except FileNotFoundError:
-            pass
+            v, i = status_fields(f"/proc/{pid}/task/{tid}/status", "voluntary_ctxt_switches",
+                                 "nonvoluntary_ctxt_switches")
+        except FileNotFoundError:  # the thread ended
+            continue
+        vol, invol = vol + v, invol + i
     return vol, invol
 
 
 def proc_rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+    return status_fields(f"/proc/{pid}/status", "VmRSS")[0]
 
 
 # ---------------------------------------------------------------------------------------------------------------

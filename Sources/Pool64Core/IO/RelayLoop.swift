@@ -237,7 +237,7 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
             }
             runTimers()
             runTasks()
-            if hasDeferred { flushDeferred() }
+            if hasDeferred { runDeferredFlushes() }
         }
         let callbacks = lock.withLock { () -> [(Error?) -> Void] in
             let c = shutdownCallbacks
@@ -262,7 +262,7 @@ public final class RelayLoop: EventLoop, @unchecked Sendable {
         hasDeferred = true
     }
 
-    private func flushDeferred() {
+    private func runDeferredFlushes() {
         var i = 0
         // Indexing, not iteration: a flush may queue another delegate (it then runs in this same pass).
         while i < deferred.count {
