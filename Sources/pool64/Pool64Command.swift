@@ -78,8 +78,9 @@ struct Pool64Command: AsyncParsableCommand {
         return s
     }
 
-    /// Reads the file (if any), environment and flags into a validated configuration.
-    func loadConfiguration() throws -> Configuration {
+    /// Reads the file (if any), environment and flags into a validated configuration, and names the `POOL64_*`
+    /// variables that were ignored (logged once the logger exists).
+    func loadConfiguration() throws -> (Configuration, ignored: [String]) {
         let env = ProcessInfo.processInfo.environment
         var file: [String: String] = [:]
         if let path = configFile ?? env["POOL64_CONFIG"] {
@@ -88,19 +89,20 @@ struct Pool64Command: AsyncParsableCommand {
             }
             file = try ConfigurationLoader.parseFile(text)
         }
-        let merged = ConfigurationLoader.merge(
-            file: file, environment: ConfigurationLoader.fromEnvironment(env), flags: flagSettings())
-        return try Configuration(settings: merged)
+        let environment = ConfigurationLoader.fromEnvironment(env)
+        let merged = ConfigurationLoader.merge(file: file, environment: environment.settings, flags: flagSettings())
+        return (try Configuration(settings: merged), environment.ignored)
     }
 
     func run() async throws {
         let config: Configuration
+        let ignored: [String]
         do {
-            config = try loadConfiguration()
+            (config, ignored) = try loadConfiguration()
         } catch let e as ConfigurationError {
             FileHandle.standardError.write(Data("pool64: \(e)\n".utf8))
             throw ExitCode(2)
         }
-        try await Runner(config: config, configFile: configFile, flags: flagSettings()).run()
+        try await Runner(config: config, configFile: configFile, flags: flagSettings(), ignoredEnvironment: ignored).run()
     }
 }

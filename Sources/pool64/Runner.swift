@@ -16,6 +16,8 @@ struct Runner {
     let config: Configuration
     let configFile: String?
     let flags: [String: String]
+    /// `POOL64_*` variables that name no setting, warned about once at startup (not again on reload).
+    var ignoredEnvironment: [String] = []
 
     /// Re-reads the file and environment (flags stay as given at start).
     func reloadedConfiguration() throws -> Configuration {
@@ -29,7 +31,7 @@ struct Runner {
         }
         return try Configuration(
             settings: ConfigurationLoader.merge(
-                file: file, environment: ConfigurationLoader.fromEnvironment(env), flags: flags))
+                file: file, environment: ConfigurationLoader.fromEnvironment(env).settings, flags: flags))
     }
 
     func run() async throws {
@@ -44,6 +46,11 @@ struct Runner {
             return ReloadableLogHandler(inner: h)
         }
         let logger = Logger(label: "pool64")
+        if !ignoredEnvironment.isEmpty {
+            logger.warning(
+                "ignoring environment variables that name no pool64 setting",
+                metadata: ["variables": "\(ignoredEnvironment.joined(separator: ","))"])
+        }
         let wantedFiles = OpenFileLimit.wanted(
             maxClients: config.maxClientConnections, serverConnections: config.poolSize * 4)
         if let files = OpenFileLimit.raise(toward: wantedFiles), files.after < wantedFiles {

@@ -72,12 +72,29 @@ import Pool64Resolver
     @Test func precedenceFileEnvFlags() throws {
         let file = try ConfigurationLoader.parseFile("# comment\npool_size = 5\npool-mode = 'session'\nproject=a\n")
         let env = ConfigurationLoader.fromEnvironment(["POOL64_POOL_SIZE": "7", "DATABASE_URL": url, "HOME": "/root"])
-        let merged = ConfigurationLoader.merge(file: file, environment: env, flags: ["project": "b"])
+        let merged = ConfigurationLoader.merge(file: file, environment: env.settings, flags: ["project": "b"])
         let c = try Configuration(settings: merged)
         #expect(c.poolSize == 7)
         #expect(c.poolMode == .session)
         #expect(c.project == "b")
         #expect(c.databaseURL == url)
+    }
+
+    // Kubernetes service links: a Service named pool64-alpha injects POOL64_ALPHA_PORT=tcp://… and friends. They are
+    // reported, not fatal; a bad value of a known setting still is.
+    @Test func unknownEnvironmentVariablesAreIgnoredAndNamed() throws {
+        let env = ConfigurationLoader.fromEnvironment([
+            "DATABASE_URL": url, "POOL64_ALPHA_PORT": "tcp://10.96.0.12:6432",
+            "POOL64_ALPHA_PORT_6432_TCP_ADDR": "10.96.0.12", "POOL64_ALPHA_SERVICE_HOST": "10.96.0.12",
+            "POOL64_POOL_SIZE": "9", "POOL64_CONFIG": "/etc/pool64.conf", "PATH": "/usr/bin",
+        ])
+        #expect(env.ignored == ["POOL64_ALPHA_PORT", "POOL64_ALPHA_PORT_6432_TCP_ADDR", "POOL64_ALPHA_SERVICE_HOST"])
+        #expect(env.settings == ["pool-size": "9", "database-url": url])
+        let c = try Configuration(settings: ConfigurationLoader.merge(file: [:], environment: env.settings, flags: [:]))
+        #expect(c.poolSize == 9)
+        let bad = ConfigurationLoader.fromEnvironment(["DATABASE_URL": url, "POOL64_POOL_SIZE": "many"])
+        let error = #expect(throws: ConfigurationError.self) { try Configuration(settings: bad.settings) }
+        #expect(error?.key == "pool-size")
     }
 
     @Test func listenAddresses() throws {

@@ -330,8 +330,8 @@ def start_pool64(binary: str, pg: PgServer, mode: str, workdir: str, extra_args:
         args += [PROXY_OPTION_FLAGS[key], str(value)]
     args += extra_args
     log_path = os.path.join(workdir, "pool64.log")
-    # pool64 rejects POOL64_* variables it does not know; the harness's own (POOL64_BIN,
-    # POOL64_TEST_*, ...) must not reach it.
+    # pool64 ignores POOL64_* variables it does not know (with a warning); the harness's own (POOL64_BIN,
+    # POOL64_TEST_*, ...) are kept from it all the same, so its logs carry no such warning.
     env = {k: v for k, v in os.environ.items() if not k.startswith("POOL64_")}
     env["DATABASE_URL"] = pg.database_url
     with open(log_path, "ab") as log:

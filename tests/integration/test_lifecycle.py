@@ -329,3 +329,49 @@ def test_sigterm_drain_is_bounded_by_shutdown_timeout(pg, proxies):
         stuck.close()
         idle.close()
     assert "draining" in proxy.log_text(log_offset)
+
+
+# --------------------------------------------------------------------------------------------
+# issue 19: Kubernetes service links must not crash-loop the pod
+
+
+def test_unknown_pool64_environment_variables_are_logged_and_ignored(pg):
+    """A Service named pool64-alpha makes the kubelet inject POOL64_ALPHA_PORT=tcp://… and friends. pool64 used
+    to exit 2 with 'invalid setting alpha-port'; now it names them in one warning and serves. A bad value of a known
+    setting from the environment still stops startup with exit 2."""
+    if not os.path.exists(POOL64_BIN):
+        pytest.fail(f"pool64 binary not found at {POOL64_BIN}", pytrace=False)
+    port, admin_port = harness.free_port(), harness.free_port()
+    service_links = {
+        "POOL64_ALPHA_PORT": "tcp://10.96.0.12:6432",
+        "POOL64_ALPHA_PORT_6432_TCP": "tcp://10.96.0.12:6432",
+        "POOL64_ALPHA_PORT_6432_TCP_ADDR": "10.96.0.12",
+        "POOL64_ALPHA_SERVICE_HOST": "10.96.0.12",
+        "POOL64_ALPHA_SERVICE_PORT": "6432",
+    }
+    # Like `env -i`: only what the kubelet would give, plus the settings.
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": pg.database_url, "POOL64_LISTEN": f"127.0.0.1:{port}",
+           "POOL64_ADMIN_LISTEN": f"127.0.0.1:{admin_port}", **service_links}
+    with tempfile.TemporaryDirectory(prefix="pool64-env-") as workdir:
+        log_path = os.path.join(workdir, "pool64.log")
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen([POOL64_BIN], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, cwd=workdir)
+        try:
+            assert harness.wait_for_port("127.0.0.1", port, 30), open(log_path).read()
+            assert harness.psql_select1(harness.dsn("127.0.0.1", port)), open(log_path).read()
+            text = open(log_path).read()
+            warnings = [line for line in text.splitlines() if "name no pool64 setting" in line]
+            assert len(warnings) == 1, text
+            for name in service_links:
+                assert name in warnings[0]
+            assert proc.poll() is None
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            rc = proc.wait(timeout=30)
+        assert rc == 0
+
+        bad = subprocess.run([POOL64_BIN], env={**env, "POOL64_POOL_SIZE": "many"}, capture_output=True,
+                             text=True, timeout=30, cwd=workdir)
+        assert bad.returncode == 2
+        assert "pool-size" in bad.stderr and "many" in bad.stderr

@@ -240,6 +240,18 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
     public var description: String { "invalid setting \(key)=\(value): \(reason)" }
 }
 
+/// What the environment contributes: settings by key, and the names of `POOL64_*` variables that are not settings.
+public struct EnvironmentSettings: Sendable, Equatable {
+    /// Known settings, keyed like the config file (`pool-size`).
+    public var settings: [String: String] = [:]
+    /// `POOL64_*` variable names that name no setting, sorted; ignored, and worth one warning.
+    public var ignored: [String] = []
+    public init(settings: [String: String] = [:], ignored: [String] = []) {
+        self.settings = settings
+        self.ignored = ignored
+    }
+}
+
 /// Merges the config file, the environment and flags into the flat settings map `Configuration` validates.
 public enum ConfigurationLoader {
     /// Parses `key = value` lines (`#` comments, optional quotes, `_` or `-` in keys).
@@ -261,15 +273,27 @@ public enum ConfigurationLoader {
         return out
     }
 
-    /// Settings from `POOL64_*` variables (`POOL64_POOL_SIZE` → `pool-size`) and `DATABASE_URL`.
-    public static func fromEnvironment(_ env: [String: String]) -> [String: String] {
-        var out: [String: String] = [:]
+    /// Settings from `POOL64_*` variables (`POOL64_POOL_SIZE` → `pool-size`) and `DATABASE_URL`, plus the
+    /// `POOL64_*` variables that name no setting.
+    ///
+    /// A variable the loader does not know is ignored (the caller logs the names once), never fatal: Kubernetes
+    /// injects `<SERVICE>_PORT=tcp://…`, `<SERVICE>_SERVICE_HOST=…` and friends for every Service in the namespace,
+    /// so a Service named `pool64-alpha` gives the pod `POOL64_ALPHA_PORT`, and failing on it crash-looped the pod.
+    /// A bad value of a known setting still stops startup, since it is a mistake the operator made.
+    public static func fromEnvironment(_ env: [String: String]) -> EnvironmentSettings {
+        let known = Set(Configuration.keys.map(\.key))
+        var out = EnvironmentSettings()
         for (k, v) in env where k.hasPrefix("POOL64_") {
             let key = normalize(String(k.dropFirst("POOL64_".count)))
             if key == "config" { continue }
-            out[key] = v
+            guard known.contains(key) else {
+                out.ignored.append(k)
+                continue
+            }
+            out.settings[key] = v
         }
-        if let url = env["DATABASE_URL"], out["database-url"] == nil { out["database-url"] = url }
+        out.ignored.sort()
+        if let url = env["DATABASE_URL"], out.settings["database-url"] == nil { out.settings["database-url"] = url }
         return out
     }
 
