@@ -61,10 +61,21 @@ let package = Package(
             ],
             swiftSettings: releaseSettings
         ),
+        // systemd's notify protocol (READY/RELOADING/STOPPING/STATUS/WATCHDOG over NOTIFY_SOCKET) and the heartbeat
+        // that pings the watchdog only when the relay loop answers. No libsystemd: the protocol is one datagram.
+        .target(
+            name: "Pool64Systemd",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: releaseSettings
+        ),
         .executableTarget(
             name: "pool64",
             dependencies: [
-                "Pool64Core", "Pool64Admin", "Pool64Resolver",
+                "Pool64Core", "Pool64Admin", "Pool64Resolver", "Pool64Systemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -78,6 +89,12 @@ let package = Package(
         .testTarget(name: "Pool64CoreTests", dependencies: ["Pool64Core", "Pool64Resolver", "CPool64Sys"]),
         .testTarget(name: "Pool64ResolverTests", dependencies: ["Pool64Resolver"]),
         .testTarget(name: "Pool64AdminTests", dependencies: ["Pool64Admin", "Pool64Resolver"]),
+        .testTarget(
+            name: "Pool64SystemdTests",
+            dependencies: [
+                "Pool64Systemd", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // epoll, accept4 and listening sockets for the relay loop (Pool64Core/IO), without packed structs in Swift.
         .target(name: "CPool64Sys"),
         .target(name: "CPool64TLS", dependencies: ["CLibPQ"], linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
