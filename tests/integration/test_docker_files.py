@@ -1,4 +1,5 @@
-"""Static checks of docker/: the Dockerfile, compose.yaml and k8s.yaml agree with pool64's defaults.
+"""Static checks of docker/: the Dockerfile and compose.yaml agree with pool64's defaults.
+(The Kubernetes manifests are in deploy/kubernetes, checked by test_kubernetes.py.)
 
 No Docker engine runs on the test machines, so these files are only parsed, never run. Needs PyYAML
 (Debian package python3-yaml).
@@ -18,10 +19,6 @@ ADMIN_PORT = 9090
 
 def load_compose():
     return yaml.safe_load((DOCKER / "compose.yaml").read_text())
-
-
-def load_k8s():
-    return [doc for doc in yaml.safe_load_all((DOCKER / "k8s.yaml").read_text()) if doc]
 
 
 def pool64_services(compose):
@@ -142,28 +139,3 @@ def test_compose_ports_and_healthchecks_use_defaults():
         test = " ".join(test) if isinstance(test, list) else test
         assert f":{ADMIN_PORT}/readyz" in test, name
     assert len(published) == len(set(published)), "host ports must not collide"
-
-
-# ---- k8s.yaml -----------------------------------------------------------------------------------------------------
-
-
-def test_k8s_service_is_dual_stack_with_default_ports():
-    services = [doc for doc in load_k8s() if doc["kind"] == "Service"]
-    assert len(services) == 1
-    spec = services[0]["spec"]
-    assert spec["ipFamilyPolicy"] in ("PreferDualStack", "RequireDualStack")
-    assert {p["port"] for p in spec["ports"]} == {LISTEN_PORT, ADMIN_PORT}
-
-
-def test_k8s_deployment_probes_env_and_secret():
-    deployments = [doc for doc in load_k8s() if doc["kind"] == "Deployment"]
-    assert len(deployments) == 1
-    container = deployments[0]["spec"]["template"]["spec"]["containers"][0]
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": ADMIN_PORT}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": ADMIN_PORT}
-    assert {p["containerPort"] for p in container["ports"]} == {LISTEN_PORT, ADMIN_PORT}
-    env = {e["name"]: e for e in container["env"]}
-    assert env["POOL64_PROJECT"]["value"]
-    assert "secretKeyRef" in env["DATABASE_URL"]["valueFrom"]
-    pod = deployments[0]["spec"]["template"]["spec"]
-    assert pod["securityContext"]["runAsNonRoot"] is True
