@@ -6,8 +6,9 @@ validated against the Kubernetes 1.30 and newest OpenAPI schemas in strict mode 
 kubernetes-validate, installed from PyPI into the session's temp dir (that check is skipped, with the reason, when
 pip cannot get it). `kubectl apply --dry-run=client` is not used: it needs an API server to map kinds.
 
-kubectl: the machine's own (kustomize v4.2+ is needed for `labels:` and `components:`); a missing kubectl fails the
-tests rather than skipping them. Debian 12's kubernetes-client (1.20, kustomize v2.0.3) is too old.
+kubectl: the machine's own, 1.27 or later (kustomize v5, as docs/DEPLOY.md asks; the machine image's Google Cloud CLI
+ships one). A missing kubectl fails the tests rather than skipping them. Debian 12's kubernetes-client is no help: it
+is kubectl 1.20, whose kustomize v2.0.3 knows neither `components:` nor `labels:`.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def kubectl() -> str:
     path = shutil.which("kubectl")
     if not path:
         pytest.fail(
-            "kubectl not found: these tests render deploy/kubernetes with `kubectl kustomize` (kubectl 1.22+; "
+            "kubectl not found: these tests render deploy/kubernetes with `kubectl kustomize` (kubectl 1.27+; "
             "Debian 12's kubernetes-client 1.20 is too old for components: and labels:)",
             pytrace=False,
         )
