@@ -61,6 +61,13 @@ let package = Package(
             ],
             swiftSettings: releaseSettings
         ),
+        // Zero-downtime restart on one host: a new process takes the listening sockets over a Unix socket, and
+        // CancelRequests for the old process's clients are forwarded to it.
+        .target(
+            name: "Pool64Handover",
+            dependencies: ["CPool64Sys", "Pool64Wire", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: releaseSettings
+        ),
         // systemd's notify protocol (READY/RELOADING/STOPPING/STATUS/WATCHDOG over NOTIFY_SOCKET) and the heartbeat
         // that pings the watchdog only when the relay loop answers. No libsystemd: the protocol is one datagram.
         .target(
@@ -75,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "pool64",
             dependencies: [
-                "Pool64Core", "Pool64Admin", "Pool64Resolver", "Pool64Systemd",
+                "Pool64Core", "Pool64Admin", "Pool64Resolver", "Pool64Handover", "Pool64Systemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -88,6 +95,7 @@ let package = Package(
         .testTarget(name: "Pool64WireTests", dependencies: ["Pool64Wire"]),
         .testTarget(name: "Pool64CoreTests", dependencies: ["Pool64Core", "Pool64Resolver", "CPool64Sys"]),
         .testTarget(name: "Pool64ResolverTests", dependencies: ["Pool64Resolver"]),
+        .testTarget(name: "Pool64HandoverTests", dependencies: ["Pool64Handover", "Pool64Wire", "CPool64Sys"]),
         .testTarget(name: "Pool64AdminTests", dependencies: ["Pool64Admin", "Pool64Resolver"]),
         .testTarget(
             name: "Pool64SystemdTests",

@@ -98,6 +98,9 @@ extension PrometheusExporter {
         public static let protocolErrorsTotal = MetricName("protocol_errors_total", "Client protocol violations")
         /// Failed client authentications.
         public static let authFailuresTotal = MetricName("auth_failures_total", "Failed client authentications")
+        /// CancelRequests forwarded to the process the listeners were taken from.
+        public static let cancelsForwardedTotal = MetricName(
+            "cancels_forwarded_total", "Cancel requests forwarded to the predecessor after a listener hand-over")
         /// Client connections closed, by reason (label `reason`).
         public static let clientClosesTotal = MetricName("client_closes_total", "Client connections closed, by reason")
 
@@ -124,7 +127,7 @@ extension PrometheusExporter {
             xactsTotal, queriesTotal, receivedBytesTotal, sentBytesTotal, xactTimeSecondsTotal, queryTimeSecondsTotal,
             waitTimeSecondsTotal, serverConnectionsTotal, serverConnectFailuresTotal, errorsTotal,
             clientsAcceptedTotal, clientsRejectedTotal, protocolErrorsTotal, authFailuresTotal, clientClosesTotal,
-            resolverCacheEntries, resolverInfo, resolverAttemptsTotal, resolverFailuresTotal,
+            cancelsForwardedTotal, resolverCacheEntries, resolverInfo, resolverAttemptsTotal, resolverFailuresTotal,
         ]
     }
 }

@@ -234,6 +234,7 @@ struct Batch {
         self.counter(M.clientsRejectedTotal, Double(totals.clientsRejected))
         self.counter(M.protocolErrorsTotal, Double(totals.protocolErrors))
         self.counter(M.authFailuresTotal, Double(totals.authFailures))
+        self.counter(M.cancelsForwardedTotal, Double(totals.cancelsForwarded))
         for (reason, count) in totals.closeReasons.sorted(by: { $0.key < $1.key }) {
             self.counter(M.clientClosesTotal, Double(count), [("reason", reason)])
         }

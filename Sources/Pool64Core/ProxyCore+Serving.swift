@@ -56,6 +56,9 @@ extension ProxyCore {
     public func readiness(timeout: TimeAmount = .seconds(3)) -> EventLoopFuture<Readiness> {
         loop.flatSubmit {
             if self.draining { return self.loop.makeSucceededFuture(Readiness(ready: false, reason: "draining")) }
+            if self.retiring {
+                return self.loop.makeSucceededFuture(Readiness(ready: false, reason: "handed over to a new process"))
+            }
             let pool = self.pool(database: self.connectionString.database, user: self.connectionString.user)
             if pool.idle.contains(where: { $0.state == .idle && $0.transport?.isOpen == true })
                 || pool.all.values.contains(where: { $0.state == .active })

@@ -40,6 +40,13 @@ public final class ProxyCore: @unchecked Sendable {
     var clientCount = 0
     var counters = GlobalCounters()
     public private(set) var draining = false
+    /// The listeners were handed to a successor: connected clients are still served as usual, new ones go to the
+    /// successor, and `/readyz` says not ready so an orchestrator stops routing here.
+    public private(set) var retiring = false
+    /// Bits 27–30 of every process ID this process issues (`CancelKey`). Set before the listeners open.
+    public var cancelKeyTag: UInt8 = 0
+    /// Where cancel requests for another process's keys go (the predecessor after a hand-over); nil drops them.
+    public var forwardCancel: (@Sendable (_ processID: Int32, _ secretKey: Int32) -> Void)?
     var listeners: [String] = []
     var adminListeners: [String] = []
     private var nextClientID = 0
@@ -94,7 +101,9 @@ public final class ProxyCore: @unchecked Sendable {
         if new.databaseURL != config.databaseURL { restart.append("database-url") }
         if new.project != config.project { restart.append("project") }
         if new.tlsCertificate != config.tlsCertificate || new.tlsKey != config.tlsKey { restart.append("tls-cert") }
+        if new.handoverSocket != config.handoverSocket { restart.append("handover-socket") }
         var applied = new
+        applied.handoverSocket = config.handoverSocket
         // Settings that need a restart keep their running values so the process stays consistent.
         applied.listen = config.listen
         applied.adminListen = config.adminListen
@@ -124,10 +133,13 @@ public final class ProxyCore: @unchecked Sendable {
         return nextClientID
     }
 
-    /// Gives a welcomed client its BackendKeyData; pool64's own keys, since the client may use many servers.
+    /// Gives a welcomed client its BackendKeyData; pool64's own keys, since the client may use many servers. The
+    /// process ID carries `cancelKeyTag` (`CancelKey`), so a successor process can route a cancel back here.
     func register(_ session: ClientSession) -> (Int32, Int32) {
         var pid: Int32
-        repeat { pid = SecureRandom.int32() & Int32.max } while pid == 0 || sessions[pid] != nil
+        repeat {
+            pid = CancelKey.processID(tag: cancelKeyTag, random: UInt32(bitPattern: SecureRandom.int32()))
+        } while pid == 0 || sessions[pid] != nil
         sessions[pid] = session
         return (pid, SecureRandom.int32())
     }
@@ -143,7 +155,13 @@ public final class ProxyCore: @unchecked Sendable {
     }
 
     /// A CancelRequest: cancels the query of the client owning the key on whichever server runs it, and nothing else.
-    func cancel(processID: Int32, secretKey: Int32) {
+    public func cancel(processID: Int32, secretKey: Int32) {
+        if CancelKey.tag(of: processID) != cancelKeyTag, let forward = forwardCancel {
+            // Issued by the process this one took the listeners from (or one before it): its client, its query.
+            counters.cancelsForwarded &+= 1
+            forward(processID, secretKey)
+            return
+        }
         guard let s = sessions[processID], s.secretKey == secretKey else {
             logger.info("cancel request with unknown key")
             return
@@ -277,6 +295,14 @@ public final class ProxyCore: @unchecked Sendable {
     }
 
     /// Stops accepting work: new logins get 57P03, idle servers close, running transactions may finish.
+    /// The listeners now belong to a successor; keep serving who is connected (`retiring`).
+    public func retire() {
+        retiring = true
+    }
+
+    /// Clients connected now, logging in or logged in.
+    public var connectedClients: Int { clientCount }
+
     public func beginDrain() {
         draining = true
         for pool in pools.values { pool.drainIdle() }

@@ -250,10 +250,12 @@ public struct GlobalCounters: Codable, Sendable, Equatable {
     public var protocolErrors: UInt64
     public var authFailures: UInt64
     public var closeReasons: [String: UInt64]
+    /// CancelRequests for a predecessor's clients, sent on to it after a listener hand-over.
+    public var cancelsForwarded: UInt64
 
     public init(
         clientsAccepted: UInt64 = 0, clientsRejected: UInt64 = 0, clientsCurrent: Int = 0, protocolErrors: UInt64 = 0,
-        authFailures: UInt64 = 0, closeReasons: [String: UInt64] = [:]
+        authFailures: UInt64 = 0, closeReasons: [String: UInt64] = [:], cancelsForwarded: UInt64 = 0
     ) {
         self.clientsAccepted = clientsAccepted
         self.clientsRejected = clientsRejected
@@ -261,9 +263,11 @@ public struct GlobalCounters: Codable, Sendable, Equatable {
         self.protocolErrors = protocolErrors
         self.authFailures = authFailures
         self.closeReasons = closeReasons
+        self.cancelsForwarded = cancelsForwarded
     }
 
     enum CodingKeys: String, CodingKey {
+        case cancelsForwarded = "cancels_forwarded"
         case clientsAccepted = "clients_accepted"
         case clientsRejected = "clients_rejected"
         case clientsCurrent = "clients_current"

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import Pool64Admin
 import Pool64Core
 
 /// The `pool64` command line. Thin by design: gather settings, validate them, bootstrap logging and metrics, run
@@ -48,6 +49,13 @@ struct Pool64Command: AsyncParsableCommand {
     @Option(name: .customLong("shutdown-timeout"), help: Self.optionHelp("shutdown-timeout")) var shutdownTimeout: String?
     @Option(name: .customLong("max-prepared-statements"), help: Self.optionHelp("max-prepared-statements")) var maxPreparedStatements: String?
     @Option(name: .customLong("max-message-size"), help: Self.optionHelp("max-message-size")) var maxMessageSize: String?
+    // A probe mode for container health checks (docker/Dockerfile): no configuration, no services, one GET.
+    @Option(
+        name: .customLong("health-check"), parsing: .upToNextOption,
+        help: "probe: GET each URL in turn (e.g. http://[::1]:9090/readyz); exit 0 when one answers 2xx, else 1")
+    var healthCheck: [String] = []
+    @Option(name: .customLong("handover-socket"), help: Self.optionHelp("handover-socket")) var handoverSocket: String?
+    @Option(name: .customLong("handover-timeout"), help: Self.optionHelp("handover-timeout")) var handoverTimeout: String?
 
     /// A flag's help: the setting's description and default from `Configuration`, so `--help` and the loader agree.
     private static func optionHelp(_ key: String) -> ArgumentHelp { ArgumentHelp(Configuration.helpText(key)) }
@@ -67,7 +75,8 @@ struct Pool64Command: AsyncParsableCommand {
             ("log-format", logFormat), ("ip-policy", ipPolicy), ("nat64-prefix", nat64Prefix),
             ("happy-eyeballs-delay", happyEyeballsDelay), ("dns-ttl-cap", dnsTTLCap), ("admin-token", adminToken),
             ("shutdown-timeout", shutdownTimeout), ("max-prepared-statements", maxPreparedStatements),
-            ("max-message-size", maxMessageSize),
+            ("max-message-size", maxMessageSize), ("handover-socket", handoverSocket),
+            ("handover-timeout", handoverTimeout),
         ]
         for (k, v) in pairs { if let v { s[k] = v } }
         for kv in set {
@@ -95,6 +104,7 @@ struct Pool64Command: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if !healthCheck.isEmpty { throw ExitCode(HealthProbe.exitStatus(urls: healthCheck)) }
         let config: Configuration
         let ignored: [String]
         do {

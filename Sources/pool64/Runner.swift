@@ -7,6 +7,7 @@ import Metrics
 import Pool64Admin
 import Pool64Core
 import Pool64Resolver
+import Pool64Systemd
 import Prometheus
 import ServiceLifecycle
 import UnixSignals
@@ -46,6 +47,8 @@ struct Runner {
             return ReloadableLogHandler(inner: h)
         }
         let logger = Logger(label: "pool64")
+        // Sends nothing unless systemd (Type=notify) set NOTIFY_SOCKET.
+        let notifier = ServiceNotifier.fromProcessEnvironment(logger: logger)
         if !ignoredEnvironment.isEmpty {
             logger.warning(
                 "ignoring environment variables that name no pool64 setting",
@@ -72,6 +75,10 @@ struct Runner {
             provider: CoreAdminProvider(proxy: proxy, planner: planner), registry: registry,
             eventLoopGroup: adminGroup, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        // First, so graceful shutdown reaches it last: watchdog pings go on while the proxy drains.
+        if let heartbeat = Self.heartbeat(notifier: notifier, proxy: proxy, planner: planner, logger: logger) {
+            services.append(.init(service: heartbeat))
+        }
         if !config.adminListen.isEmpty {
             try await admin.bind()
             // The admin server stops last, so /readyz answers 503 while the proxy drains.
@@ -80,9 +87,16 @@ struct Runner {
         // When the proxy has drained, everything stops (the admin server only stops on cancellation).
         services.append(
             .init(
-                service: ProxyService(proxy: proxy, admin: admin.boundAddressDescriptions, logger: logger),
+                service: ProxyService(
+                    proxy: proxy, admin: admin.boundAddressDescriptions, notifier: notifier, logger: logger),
                 successTerminationBehavior: .cancelGroup))
-        services.append(.init(service: ReloadService(runner: self, proxy: proxy, planner: planner, logger: logger)))
+        // SIGHUP is trapped before any service runs: once READY=1 is out, `systemctl reload` may come at once, and an
+        // untrapped SIGHUP would end the process.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        services.append(
+            .init(
+                service: ReloadService(
+                    runner: self, proxy: proxy, planner: planner, notifier: notifier, signals: hangups, logger: logger)))
         let group = ServiceGroup(
             configuration: .init(
                 services: services,
@@ -95,26 +109,40 @@ struct Runner {
     }
 }
 
-/// Listens, serves, and drains on graceful shutdown: stop accepting, let transactions finish up to
-/// `shutdown-timeout`, then end every connection with 57P01.
+/// Listens (taking the listeners over from a running predecessor when `handover-socket` names one), serves, and
+/// drains on graceful shutdown: stop accepting, let transactions finish up to `shutdown-timeout`, then end every
+/// connection with 57P01. After handing its listeners to a successor it first serves the clients it has.
 struct ProxyService: Service, CustomStringConvertible {
     // swift-service-lifecycle logs each service described: a name, not the fields (the configuration within).
     var description: String { "ProxyService" }
     let proxy: ProxyCore
     let admin: [String]
+    let notifier: ServiceNotifier
     let logger: Logger
 
     func run() async throws {
         let addresses = try proxy.config.listen.map { try ListenAddress(parsing: $0) }
-        let listeners = try Listener.bind(addresses, loop: proxy.loop, logger: logger) { fd, peer in
-            proxy.acceptClient(fd: fd, peer: peer)
-        }
+        let stop = StopSignal()
+        var handover = ListenerHandover(proxy: proxy, logger: logger)
+        let listeners = try handover.openListeners(addresses, stop: stop)
         let bound = listeners.map(\.address)
         proxy.setListeners(bound, admin: admin)
         proxy.loop.execute { proxy.start() }
         logger.info("pool64 listening", metadata: ["listen": "\(bound)", "pool_mode": "\(proxy.config.poolMode.rawValue)"])
-        try? await gracefulShutdown()
+        // Both listeners and the admin server are bound (Runner binds the admin server before the group runs).
+        notifier.ready(status: "listening on \(bound.joined(separator: ", "))")
+        let reason = await withGracefulShutdownHandler {
+            await stop.wait()
+        } onGracefulShutdown: {
+            stop.fire(.signal)
+        }
+        if case .handedOver = reason {
+            notifier.status("handed over; serving connected clients until they leave")
+            await handover.serveRemainingClients()
+        }
+        handover.server?.stop()
         logger.info("draining")
+        notifier.stopping(status: "draining")
         for l in listeners { l.close() }
         try await proxy.loop.submit { proxy.beginDrain() }.get()
         let deadline = Date().addingTimeInterval(proxy.config.shutdownTimeout)
@@ -139,29 +167,38 @@ struct ReloadService: Service, CustomStringConvertible {
     let runner: Runner
     let proxy: ProxyCore
     let planner: ResolverDialPlanner
+    let notifier: ServiceNotifier
+    /// SIGHUP, trapped by the runner before the group starts.
+    let signals: UnixSignalsSequence
     let logger: Logger
 
     func run() async throws {
-        let signals = await UnixSignalsSequence(trapping: .sighup)
         for await _ in signals.cancelOnGracefulShutdown() {
-            reload()
+            // systemd shows the unit "reloading" until READY=1, which comes whether or not the new file was accepted.
+            notifier.reloading(status: "reloading configuration")
+            let applied = reload()
+            notifier.ready(status: applied ? "configuration reloaded" : "configuration reload rejected; see the log")
         }
     }
 
-    func reload() {
+    /// Returns whether the new configuration was applied.
+    @discardableResult
+    func reload() -> Bool {
         let new: Configuration
         do {
             new = try runner.reloadedConfiguration()
             _ = try ResolverDialPlanner.checked(policy: new.ipPolicy, nat64: new.nat64Prefix)
-            guard let level = Logger.Level(rawValue: new.logLevel) else { return }
+            guard let level = Logger.Level(rawValue: new.logLevel) else { return false }
             try planner.update(policy: new.ipPolicy, nat64: new.nat64Prefix, attemptDelay: new.happyEyeballsDelay)
             let restart = try proxy.loop.submit { try proxy.reload(new) }.wait()
             LogLevelBox.shared.level = level
             logger.notice(
                 "configuration reloaded",
                 metadata: ["pool_size": "\(new.poolSize)", "needs_restart": "\(restart)", "log_level": "\(level)"])
+            return true
         } catch {
             logger.error("configuration reload rejected; nothing changed", metadata: ["error": "\(error)"])
+            return false
         }
     }
 }

@@ -318,9 +318,12 @@ def psql_select1(dsn_str: str, timeout: float = 5) -> bool:
 
 
 def start_pool64(binary: str, pg: PgServer, mode: str, workdir: str, extra_args: list[str],
-                 options: dict, ready_timeout: float = 30) -> ProxyProcess:
-    port = free_port()
-    admin_port = free_port()
+                 options: dict, ready_timeout: float = 30, port: int | None = None,
+                 admin_port: int | None = None) -> ProxyProcess:
+    """pool64 on `port` (default: a free one) of 127.0.0.1 and ::1; a second process given the same port and
+    `--handover-socket` takes the listeners over from the first."""
+    port = port or free_port()
+    admin_port = admin_port or free_port()
     args = [binary, "--listen", f"127.0.0.1:{port}"]
     if ipv6_loopback_available():
         args += ["--listen", f"[::1]:{port}"]

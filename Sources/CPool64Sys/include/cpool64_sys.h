@@ -48,6 +48,24 @@ void cpool64_eventfd_signal(int fd);
 void cpool64_eventfd_drain(int fd);
 void cpool64_set_thread_name(const char *name);
 
+/// Unix stream sockets for the listener hand-over between an old and a new pool64 (Pool64Handover). Blocking and
+/// close-on-exec; `path` is a filesystem path. Return the descriptor or -errno.
+int cpool64_unix_listen(const char *path, int backlog);
+int cpool64_unix_connect(const char *path);
+/// Most descriptors one hand-over message carries (one per listen address).
+#define CPOOL64_MAX_PASSED_FDS 32
+/// sendmsg with `nfds` descriptors as SCM_RIGHTS and `len` (> 0) bytes of payload; bytes sent or -errno.
+long cpool64_send_fds(int sock, const int *fds, int nfds, const void *buf, unsigned long len);
+/// recvmsg receiving up to `max_fds` descriptors (close-on-exec) into `fds`, their count in `*nfds`, and payload
+/// into `buf`; bytes received (0 at end of stream) or -errno. Extra or truncated descriptors are closed.
+long cpool64_recv_fds(int sock, int *fds, int max_fds, int *nfds, void *buf, unsigned long len);
+/// Close-on-exec accept on a Unix listening socket; the descriptor or -errno.
+int cpool64_unix_accept(int listen_fd);
+/// The pid of the process at the other end of a Unix socket (SO_PEERCRED), or -errno.
+int cpool64_peer_pid(int fd);
+/// 1 when `fd` is a listening TCP socket (IPv4 or IPv6), 0 when not, -errno when it is no socket.
+int cpool64_socket_is_listening_tcp(int fd);
+
 enum {
     CPOOL64_EPOLL_CTL_ADD = 1,
     CPOOL64_EPOLL_CTL_DEL = 2,

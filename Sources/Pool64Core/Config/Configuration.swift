@@ -57,6 +57,10 @@ public struct Configuration: Sendable, Equatable {
     public var maxPreparedStatements = 1000
     /// Largest frontend message accepted, bytes.
     public var maxMessageSize = 256 * 1024 * 1024
+    /// Unix socket through which a new pool64 takes this one's listeners (zero-downtime restart); nil disables.
+    public var handoverSocket: String? = nil
+    /// Seconds a process that handed its listeners over keeps serving its connected clients before draining.
+    public var handoverTimeout: Double = 300
 
     public init() {}
 
@@ -89,6 +93,8 @@ public struct Configuration: Sendable, Equatable {
         ("shutdown-timeout", "seconds SIGTERM waits for running transactions"),
         ("max-prepared-statements", "prepared statements cached per server connection"),
         ("max-message-size", "largest client message accepted, bytes"),
+        ("handover-socket", "Unix socket path: a new pool64 started with the same path takes over the listeners"),
+        ("handover-timeout", "seconds a replaced pool64 serves its connected clients before draining"),
     ]
 
     /// Each key's default as it would be written in a setting; keys without one (database-url, auth-file, TLS files,
@@ -100,7 +106,7 @@ public struct Configuration: Sendable, Equatable {
         "auth-type": "scram-sha-256", "project": "default", "log-level": "info", "log-format": "text",
         "ip-policy": "ipv6-first", "nat64-prefix": "64:ff9b::/96", "happy-eyeballs-delay": "0.25",
         "dns-ttl-cap": "300", "shutdown-timeout": "30", "max-prepared-statements": "1000",
-        "max-message-size": "268435456",
+        "max-message-size": "268435456", "handover-timeout": "300",
     ]
 
     /// `--help` text of `key`: its description and default.
@@ -205,6 +211,13 @@ public struct Configuration: Sendable, Equatable {
             case "shutdown-timeout": shutdownTimeout = try seconds(key, value)
             case "max-prepared-statements": maxPreparedStatements = try int(key, value, min: 1)
             case "max-message-size": maxMessageSize = try int(key, value, min: 1024)
+            case "handover-socket":
+                // sun_path holds 107 bytes and a NUL.
+                guard value.utf8.count < 108 else {
+                    throw ConfigurationError(key: key, value: value, reason: "longer than a Unix socket path may be (107 bytes)")
+                }
+                handoverSocket = value.isEmpty ? nil : value
+            case "handover-timeout": handoverTimeout = try seconds(key, value)
             default:
                 throw ConfigurationError(key: key, value: value, reason: "unknown setting")
             }

@@ -9,21 +9,27 @@ import Pool64Resolver
 /// The sockets are accepted on the relay loop (`RelayLoop`).
 public enum Listener {
     /// Binds every address; a port in use fails with an error naming the address. Call from any thread but the loop.
+    /// An address found in `inherited` (keyed by `ListenAddress.description`) uses that already listening socket,
+    /// handed over by the pool64 this process replaces, instead of binding; inherited sockets not asked for are
+    /// closed.
     public static func bind(
-        _ addresses: [ListenAddress], loop: RelayLoop, logger: Logger,
+        _ addresses: [ListenAddress], inherited: [String: Int32] = [:], loop: RelayLoop, logger: Logger,
         onAccept: @escaping (_ fd: Int32, _ peer: PeerAddress) -> Void
     ) throws -> [BoundListener] {
         var bound: [BoundListener] = []
+        var unused = inherited
         do {
             for a in addresses {
-                let fd = try open(a, logger: logger)
-                let l = BoundListener(fd: fd, loop: loop, logger: logger, onAccept: onAccept)
+                let fd = try unused.removeValue(forKey: a.description) ?? open(a, logger: logger)
+                let l = BoundListener(fd: fd, requested: a, loop: loop, logger: logger, onAccept: onAccept)
                 bound.append(l)
             }
         } catch {
             for l in bound { Glibc.close(l.fd) }
+            for fd in unused.values { Glibc.close(fd) }
             throw error
         }
+        for fd in unused.values { Glibc.close(fd) }
         // Registration happens on the loop; wait for it so the caller can report the listeners as open.
         try loop.submit { for l in bound { l.start() } }.wait()
         return bound
@@ -50,6 +56,8 @@ public enum Listener {
 /// One listening socket on the relay loop; accepts until the backlog is empty on every readiness event.
 public final class BoundListener: RelayLoopHandler, @unchecked Sendable {
     let fd: Int32
+    /// The configured address this socket serves (the key of a hand-over).
+    public let requested: ListenAddress
     unowned let loop: RelayLoop
     let logger: Logger
     let onAccept: (Int32, PeerAddress) -> Void
@@ -58,8 +66,12 @@ public final class BoundListener: RelayLoopHandler, @unchecked Sendable {
     /// The bound address as `host:port` (IPv6 in brackets).
     public let address: String
 
-    init(fd: Int32, loop: RelayLoop, logger: Logger, onAccept: @escaping (Int32, PeerAddress) -> Void) {
+    init(
+        fd: Int32, requested: ListenAddress, loop: RelayLoop, logger: Logger,
+        onAccept: @escaping (Int32, PeerAddress) -> Void
+    ) {
         self.fd = fd
+        self.requested = requested
         self.loop = loop
         self.logger = logger
         self.onAccept = onAccept
@@ -112,6 +124,9 @@ public final class BoundListener: RelayLoopHandler, @unchecked Sendable {
             if open { loop.modify(fd, events: UInt32(CPOOL64_EPOLLIN)) }
         }
     }
+
+    /// The listening socket, to hand to a successor (which gets its own descriptor for it). Valid until `close()`.
+    public var descriptor: Int32 { fd }
 
     /// Stops accepting and closes the socket. Any thread.
     public func close() {
