@@ -46,14 +46,21 @@ public struct HeartbeatService: Service, CustomStringConvertible {
         self.logger = logger
     }
 
-    /// Beats until cancelled.
+    /// Beats until cancelled. The first beat comes one interval after start, after `READY=1` (the group starts this
+    /// service before the proxy binds): its status line then replaces the ready message's "listening on …".
     public func run() async throws {
         let watchdog = notifier.watchdogInterval != nil
         let pending = Probe(probe)
         var lastStatus: String?
         let clock = ContinuousClock()
-        while !Task.isCancelled {
-            let started = clock.now
+        var next = clock.now + interval
+        while true {
+            do {
+                try await Task.sleep(until: next, clock: clock)
+            } catch {
+                return
+            }
+            next = clock.now + interval
             switch await pending.answer(within: probeTimeout) {
             case .answered(let status):
                 let changed = status != lastStatus ? status : nil
@@ -71,11 +78,6 @@ public struct HeartbeatService: Service, CustomStringConvertible {
                 logger.warning(
                     "relay loop did not answer the heartbeat; withholding the watchdog ping",
                     metadata: ["timeout": "\(probeTimeout)"])
-            }
-            do {
-                try await Task.sleep(until: started + interval, clock: clock)
-            } catch {
-                return
             }
         }
     }
