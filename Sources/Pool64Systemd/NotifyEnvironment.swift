@@ -29,7 +29,8 @@ public enum NotifySocketAddress: Sendable, Equatable {
         } else if value.hasPrefix("/") {
             self = .path(value)
         } else {
-            throw NotifyConfigurationError(variable: "NOTIFY_SOCKET", value: value, reason: "not an absolute path or @abstract name")
+            throw NotifyConfigurationError(
+                variable: "NOTIFY_SOCKET", value: value, reason: "not an absolute path or @abstract name")
         }
         guard sunPath.count <= Self.sunPathCapacity else {
             throw NotifyConfigurationError(variable: "NOTIFY_SOCKET", value: value, reason: "longer than sun_path")
@@ -79,7 +80,8 @@ public struct NotifyEnvironment: Sendable, Equatable {
         }
         guard let usecText = environment["WATCHDOG_USEC"], !usecText.isEmpty else { return }
         guard let usec = UInt64(usecText), usec > 0, usec <= UInt64(Int64.max) / 1_000 else {
-            problems.append(.init(variable: "WATCHDOG_USEC", value: usecText, reason: "not a positive number of microseconds"))
+            problems.append(
+                .init(variable: "WATCHDOG_USEC", value: usecText, reason: "not a positive number of microseconds"))
             return
         }
         // systemd passes WATCHDOG_PID so a forked child that inherits the environment does not believe the

@@ -64,7 +64,10 @@ public final class ServiceNotifier: Sendable {
         if let address = environment.socket, socket != nil {
             logger.debug(
                 "service manager notifications on",
-                metadata: ["notify_socket": "\(address)", "watchdog_interval": "\(watchdogInterval.map { "\($0)" } ?? "off")"])
+                metadata: [
+                    "notify_socket": "\(address)",
+                    "watchdog_interval": "\(watchdogInterval.map { "\($0)" } ?? "off")",
+                ])
         }
     }
 

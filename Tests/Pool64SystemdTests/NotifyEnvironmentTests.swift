@@ -31,9 +31,12 @@ import Testing
             #expect(env.watchdogTimeout == nil)
         }
         // 107 path bytes plus the NUL fill sun_path exactly; an abstract name may use all 107 bytes after the NUL.
-        #expect(NotifyEnvironment(environment: ["NOTIFY_SOCKET": "/" + String(repeating: "x", count: 106)], pid: 1).socket != nil)
-        #expect(NotifyEnvironment(environment: ["NOTIFY_SOCKET": "@" + String(repeating: "x", count: 107)], pid: 1).socket != nil)
-        #expect(NotifyEnvironment(environment: ["NOTIFY_SOCKET": "@" + String(repeating: "x", count: 108)], pid: 1).socket == nil)
+        func socket(_ value: String) -> NotifySocketAddress? {
+            NotifyEnvironment(environment: ["NOTIFY_SOCKET": value], pid: 1).socket
+        }
+        #expect(socket("/" + String(repeating: "x", count: 106)) != nil)
+        #expect(socket("@" + String(repeating: "x", count: 107)) != nil)
+        #expect(socket("@" + String(repeating: "x", count: 108)) == nil)
     }
 
     @Test func watchdogPingsEveryHalfTimeout() {
@@ -54,9 +57,10 @@ import Testing
     }
 
     @Test func badWatchdogValuesDisableOnlyTheWatchdog() {
-        for (usec, pid) in [("0", nil), ("-5", nil), ("soon", nil), ("18446744073709551615", nil), ("1000", "x"), ("1000", "-1")]
-            as [(String, String?)]
-        {
+        let cases: [(String, String?)] = [
+            ("0", nil), ("-5", nil), ("soon", nil), ("18446744073709551615", nil), ("1000", "x"), ("1000", "-1"),
+        ]
+        for (usec, pid) in cases {
             var vars = ["NOTIFY_SOCKET": "@n", "WATCHDOG_USEC": usec]
             vars["WATCHDOG_PID"] = pid
             let env = NotifyEnvironment(environment: vars, pid: 10)
