@@ -14,6 +14,8 @@ P64_DEBIAN_PACKAGES=(
     python3 python3-psycopg python3-asyncpg python3-pytest python3-yaml python3-prometheus-client
     libpostgresql-jdbc-java default-jdk-headless
     tayga unbound iproute2 pkg-config
+    # systemd-analyze verify of deploy/systemd/pool64@.service (test_systemd_notify.py); installing starts nothing
+    systemd
     # driver compatibility tests (tests/integration/test_drivers.py); pg8000 comes from PyPI through pip
     ruby-pg libdbd-pg-perl php-cli php-pgsql golang-go golang-github-jackc-pgx-v4-dev python3-pip
 )
