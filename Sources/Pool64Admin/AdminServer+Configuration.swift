@@ -22,6 +22,10 @@ extension AdminServer {
         public var readinessDeadline: Duration
         /// How long `/stats` and `/metrics` wait for ``AdminProvider/stats()`` before answering 503.
         public var statsDeadline: Duration
+        /// Bind with SO_REUSEPORT, so a successor taking over the PostgreSQL listeners (`handover-socket`) can open
+        /// the same admin address while this process still runs. Off otherwise: two unrelated instances on one
+        /// admin port should fail to start, not share it.
+        public var reusePort: Bool = false
 
         /// Creates a configuration; only the listen addresses and the token usually need setting.
         public init(

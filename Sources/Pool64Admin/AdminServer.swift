@@ -149,6 +149,11 @@ public final class AdminServer: Sendable {
         var bootstrap = ServerBootstrap(group: self.eventLoopGroup)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(ChannelOptions.backlog, value: 128)
+        if configuration.reusePort {
+            // NIO names no SO_REUSEPORT option; Glibc's constant at SOL_SOCKET.
+            bootstrap = bootstrap.serverChannelOption(
+                ChannelOptions.Types.SocketOption(level: .socket, name: .init(rawValue: SO_REUSEPORT)), value: 1)
+        }
         if address.isIPv6Wildcard {
             // Dual-stack on purpose (DESIGN decision 6): never rely on net.ipv6.bindv6only. The level must be
             // IPPROTO_IPV6; ChannelOptions.socketOption(_:) would use SOL_SOCKET.

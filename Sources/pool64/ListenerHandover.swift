@@ -5,6 +5,7 @@ import Pool64Handover
 import Pool64Resolver
 import Pool64Wire
 import ServiceLifecycle
+import UnixSignals
 
 /// Why a pool64 process stops taking new clients.
 enum StopReason: Sendable {
@@ -119,5 +120,51 @@ struct ListenerHandover {
             try? await Task.sleep(nanoseconds: 100_000_000)
         }
         logger.info("clients still connected after the hand-over are drained now")
+    }
+}
+
+/// SIGUSR2: start the binary now at this process's path (a package upgrade replaced it) with the same arguments and
+/// environment; the new process takes the listeners over through `handover-socket` and this one retires. nginx's
+/// binary upgrade, on pool64's hand-over. Under systemd the child announces itself with `MAINPID=` and `READY=1`
+/// (the unit needs `NotifyAccess=all`), so the unit follows it: `systemctl kill -s USR2 --kill-whom=main
+/// pool64@alpha` upgrades without dropping a connection.
+struct UpgradeService: Service, CustomStringConvertible {
+    var description: String { "UpgradeService" }
+    let signals: UnixSignalsSequence
+    let logger: Logger
+
+    func run() async throws {
+        for await _ in signals.cancelOnGracefulShutdown() {
+            spawnSuccessor()
+        }
+    }
+
+    /// The running executable's path: /proc/self/exe names the file it was started from, with " (deleted)" added
+    /// once an upgrade has replaced that file; the new binary is at the same path.
+    static func executablePath() -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        var path = String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if path.hasSuffix(" (deleted)") { path.removeLast(" (deleted)".count) }
+        return path
+    }
+
+    func spawnSuccessor() {
+        guard let path = Self.executablePath() else {
+            logger.error("SIGUSR2: cannot find the pool64 executable's path; nothing started")
+            return
+        }
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: path)
+        child.arguments = Array(CommandLine.arguments.dropFirst())
+        do {
+            try child.run()
+            logger.notice(
+                "SIGUSR2: started a new pool64 to take the listeners over",
+                metadata: ["successor_pid": "\(child.processIdentifier)", "executable": "\(path)"])
+        } catch {
+            logger.error("SIGUSR2: could not start the new pool64", metadata: ["error": "\(error)"])
+        }
     }
 }

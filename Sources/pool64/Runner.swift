@@ -70,8 +70,10 @@ struct Runner {
             policy: config.ipPolicy, nat64: config.nat64Prefix, attemptDelay: config.happyEyeballsDelay,
             ttlCap: config.dnsTTLCap, logger: logger)
         let proxy = try ProxyCore(config: config, loop: relay, logger: logger, planner: planner)
+        var adminConfiguration = AdminServer.Configuration(listen: config.adminListen, bearerToken: config.adminToken)
+        adminConfiguration.reusePort = config.handoverSocket != nil
         let admin = AdminServer(
-            configuration: .init(listen: config.adminListen, bearerToken: config.adminToken),
+            configuration: adminConfiguration,
             provider: CoreAdminProvider(proxy: proxy, planner: planner), registry: registry,
             eventLoopGroup: adminGroup, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
@@ -97,6 +99,11 @@ struct Runner {
             .init(
                 service: ReloadService(
                     runner: self, proxy: proxy, planner: planner, notifier: notifier, signals: hangups, logger: logger)))
+        if config.handoverSocket != nil {
+            // Trapped here for the same reason as SIGHUP: an untrapped SIGUSR2 ends the process.
+            let upgrades = await UnixSignalsSequence(trapping: .sigusr2)
+            services.append(.init(service: UpgradeService(signals: upgrades, logger: logger)))
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: services,

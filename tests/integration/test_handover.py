@@ -6,9 +6,11 @@ query (forwarded over the hand-over socket)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -166,3 +168,60 @@ def test_without_a_running_predecessor_pool64_binds_and_offers_its_listeners(pg)
         if proxy is not None:
             proxy.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.mark.timeout(120)
+def test_sigusr2_starts_the_new_binary_which_takes_over_and_tells_systemd(pg):
+    """The binary upgrade under systemd: SIGUSR2 makes pool64 start the executable at its own path with the same
+    arguments; the child takes the listeners over, announces MAINPID=<its pid> and READY=1 on NOTIFY_SOCKET (the
+    unit has NotifyAccess=all), and the parent exits 0 once its clients are gone. The admin port is shared during the
+    overlap (SO_REUSEPORT when handover-socket is set)."""
+    from test_systemd_notify import NotifyListener
+
+    if not os.path.exists(POOL64_BIN):
+        pytest.fail(f"pool64 binary not found at {POOL64_BIN}", pytrace=False)
+    listener = NotifyListener()
+    workdir = listener.dir
+    port, admin_port = harness.free_port(), harness.free_port()
+    args = [POOL64_BIN, "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin_port}",
+            "--handover-socket", os.path.join(workdir, "handover.sock"), "--log-level", "info"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POOL64_") and k != "NOTIFY_SOCKET"}
+    env.update({"DATABASE_URL": pg.database_url, "NOTIFY_SOCKET": listener.address})
+    log_path = os.path.join(workdir, "pool64.log")
+    successor = None
+    with open(log_path, "ab") as log:
+        parent = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  cwd=workdir)
+    try:
+        first, _, _ = listener.wait_for("READY", 30)
+        assert first["MAINPID"] == str(parent.pid)
+        client = harness.WireClient("127.0.0.1", port)
+        client.login()
+        parent.send_signal(signal.SIGUSR2)
+        ready, sender, _ = listener.wait_for("READY", 30)
+        successor = int(ready["MAINPID"])
+        assert successor != parent.pid and sender == successor, ready
+        # The parent still serves the client it has, then leaves by itself.
+        assert client.query("select 1") == [["1"]]
+        client.terminate()
+        assert parent.wait(timeout=30) == 0, open(log_path).read()
+        assert harness.psql_select1(harness.dsn("127.0.0.1", port))
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/readyz", timeout=5) as resp:
+            assert resp.status == 200
+        text = open(log_path).read()
+        assert "SIGUSR2: started a new pool64" in text and "took the listeners over" in text, text
+    finally:
+        if parent.poll() is None:
+            harness.stop_process(parent)
+        if successor is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(successor, signal.SIGTERM)
+            for _ in range(100):
+                try:
+                    os.kill(successor, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+            else:
+                os.kill(successor, signal.SIGKILL)
+        listener.close()

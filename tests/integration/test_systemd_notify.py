@@ -275,8 +275,8 @@ def test_unit_file_has_the_required_directives():
     unit = parse_unit(UNIT_FILE)
     service = {k: v[-1] for k, v in unit["Service"].items()}
     expected = {
-        "Type": "notify", "NotifyAccess": "main", "EnvironmentFile": "/etc/pool64/%i.env",
-        "Environment": "POOL64_PROJECT=%i", "ExecStart": "/usr/local/bin/pool64",
+        "Type": "notify", "NotifyAccess": "all", "RuntimeDirectory": "pool64-%i", "EnvironmentFile": "/etc/pool64/%i.env",
+        "ExecStart": "/usr/local/bin/pool64",
         "ExecReload": "/bin/kill -HUP $MAINPID", "KillSignal": "SIGTERM", "Restart": "on-failure",
         "DynamicUser": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes",
         "PrivateDevices": "yes", "NoNewPrivileges": "yes",
@@ -286,6 +286,9 @@ def test_unit_file_has_the_required_directives():
     for key, value in expected.items():
         assert service.get(key) == value, f"{key}={service.get(key)!r}, want {value!r}"
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
+    # The project id, and the hand-over socket the SIGUSR2 binary upgrade goes through (in the RuntimeDirectory).
+    assert unit["Service"]["Environment"] == [
+        "POOL64_PROJECT=%i", "POOL64_HANDOVER_SOCKET=%t/pool64-%i/handover.sock"]
 
     def seconds(v: str) -> float:
         m = re.fullmatch(r"(\d+)(s|min)?", v)
