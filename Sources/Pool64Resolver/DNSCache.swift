@@ -12,8 +12,11 @@ public struct DNSAnswer: Hashable, Sendable {
         case literal
     }
 
-    /// The normalized name (or the literal as given).
+    /// The normalized name as asked (or the literal as given).
     public var name: String
+    /// The fully qualified name that answered: `name` with a search domain appended when the
+    /// search list supplied the answer, otherwise `name` itself.
+    public var fqdn: String
     /// AAAA records (IPv4-mapped ones already moved to `ipv4`).
     public var ipv6: [IPv6Address]
     /// A records.
@@ -30,9 +33,10 @@ public struct DNSAnswer: Hashable, Sendable {
     /// Creates an answer.
     public init(
         name: String, ipv6: [IPv6Address], ipv4: [IPv4Address], ipv6TTL: UInt32?, ipv4TTL: UInt32?,
-        source: Source, literal: HostLiteral = .none
+        source: Source, literal: HostLiteral = .none, fqdn: String? = nil
     ) {
         self.name = name
+        self.fqdn = fqdn ?? name
         self.ipv6 = ipv6
         self.ipv4 = ipv4
         self.ipv6TTL = ipv6TTL
@@ -44,8 +48,11 @@ public struct DNSAnswer: Hashable, Sendable {
 
 /// One cache entry as reported to stats.
 public struct DNSCacheEntrySnapshot: Hashable, Sendable {
-    /// The normalized name.
+    /// The normalized name as asked (with its trailing dot if it had one).
     public var name: String
+    /// The name that answered (a search-list candidate), or `name` without its dot; for a
+    /// negative entry, the name as asked.
+    public var fqdn: String
     /// Cached AAAA records.
     public var ipv6: [IPv6Address]
     /// Cached A records.
@@ -94,16 +101,18 @@ struct DNSCache {
         }
     }
 
-    /// Stores a positive answer until the shortest of its (already clamped) TTLs runs out.
-    mutating func store(_ answer: DNSAnswer, now: UInt64) {
+    /// Stores a positive answer under `key` (the name as asked) until the shortest of its
+    /// (already clamped) TTLs runs out.
+    mutating func store(_ answer: DNSAnswer, key: String, now: UInt64) {
         let ttl = [answer.ipv6TTL, answer.ipv4TTL].compactMap { $0 }.min() ?? minTTL
-        entries[answer.name] = Entry(
+        entries[key] = Entry(
             result: .success(answer), storedAt: now, expiresAt: now + UInt64(ttl) * 1_000_000_000)
     }
 
-    /// Stores a negative answer for `ttl` seconds (the caller has applied its own bound).
-    mutating func storeNegative(_ error: ResolverError, ttl: UInt32, now: UInt64) {
-        entries[error.name] = Entry(result: .failure(error), storedAt: now, expiresAt: now + UInt64(ttl) * 1_000_000_000)
+    /// Stores a negative answer under `key` for `ttl` seconds (the caller has applied its own
+    /// bound).
+    mutating func storeNegative(_ error: ResolverError, key: String, ttl: UInt32, now: UInt64) {
+        entries[key] = Entry(result: .failure(error), storedAt: now, expiresAt: now + UInt64(ttl) * 1_000_000_000)
     }
 
     mutating func invalidate(_ name: String) { entries[name] = nil }
@@ -118,9 +127,11 @@ struct DNSCache {
             switch entry.result {
             case .success(let answer):
                 return DNSCacheEntrySnapshot(
-                    name: name, ipv6: answer.ipv6, ipv4: answer.ipv4, remainingTTL: remaining, isNegative: false)
-            case .failure:
-                return DNSCacheEntrySnapshot(name: name, ipv6: [], ipv4: [], remainingTTL: remaining, isNegative: true)
+                    name: name, fqdn: answer.fqdn, ipv6: answer.ipv6, ipv4: answer.ipv4, remainingTTL: remaining,
+                    isNegative: false)
+            case .failure(let error):
+                return DNSCacheEntrySnapshot(
+                    name: name, fqdn: error.name, ipv6: [], ipv4: [], remainingTTL: remaining, isNegative: true)
             }
         }
     }

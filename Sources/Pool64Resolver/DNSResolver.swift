@@ -28,9 +28,33 @@ public struct DNSResolverOptions: Sendable {
     public var hostsTTL: UInt32 = 60
     /// The clock for cache expiry.
     public var clock: ResolverClock = .system
+    /// glibc's resolver environment variables: `LOCALDOMAIN` (replaces the search list) and
+    /// `RES_OPTIONS` (applied after resolv.conf's `options`). Read from the process at init.
+    public var environment: [String: String] = DNSResolverOptions.processEnvironment()
+    /// The host name whose domain part is the search list when resolv.conf has neither `search`
+    /// nor `domain` (glibc's fallback); read with gethostname(2) at init, nil to skip.
+    public var hostname: String? = DNSResolverOptions.processHostname()
 
-    /// Defaults: the system files, a 300 s cap, a 1 s floor, 5 s negative caching.
+    /// Defaults: the system files, a 300 s cap, a 1 s floor, 5 s negative caching, the
+    /// process's `LOCALDOMAIN` / `RES_OPTIONS` and host name.
     public init() {}
+
+    /// The process's `LOCALDOMAIN` and `RES_OPTIONS`, where set.
+    public static func processEnvironment() -> [String: String] {
+        var environment: [String: String] = [:]
+        for key in ["LOCALDOMAIN", "RES_OPTIONS"] {
+            if let value = getenv(key) { environment[key] = String(cString: value) }
+        }
+        return environment
+    }
+
+    /// gethostname(2), or nil if it fails.
+    public static func processHostname() -> String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return nil }
+        let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self)
+    }
 }
 
 /// What the resolver has done since it started; cheap to read for stats.
@@ -53,13 +77,16 @@ public struct DNSResolverCounters: Hashable, Sendable {
     public var negativeAnswers = 0
     /// Lookups that ended in an error other than a negative answer.
     public var failedLookups = 0
+    /// Candidate names queried after the first one of a lookup (search list / `ndots`).
+    public var searchFallbacks = 0
 
     /// All zero.
     public init() {}
 }
 
 /// A blocking DNS stub resolver that queries AAAA and A concurrently over UDP (TCP after
-/// truncation), follows CNAMEs, consults /etc/hosts first and caches by TTL.
+/// truncation), follows CNAMEs, consults /etc/hosts first, walks resolv.conf's search list the
+/// way glibc does and caches by TTL under the name as given.
 ///
 /// `lookup` blocks for up to `attempts × nameservers × timeout`: call it from a dedicated
 /// thread, never from an event loop. The instance is safe to share between threads; its lock
@@ -78,6 +105,8 @@ public final class DNSResolver: Sendable {
         var resolvConfStamp: FileStamp?
         var hosts = HostsFile()
         var hostsStamp: FileStamp?
+        /// `options rotate`: where the next query starts in the nameserver list.
+        var rotation = 0
     }
 
     let options: DNSResolverOptions
@@ -89,12 +118,15 @@ public final class DNSResolver: Sendable {
         state = Locked(
             State(
                 cache: DNSCache(maxTTL: options.maxTTL, minTTL: options.minTTL),
-                resolvConf: ResolvConf(nameservers: ResolvConf.defaultNameservers)))
+                resolvConf: ResolvConf.parse("", environment: options.environment, hostname: options.hostname)))
         state.withLock { refreshFiles(&$0) }
     }
 
     /// Resolves `name` to its AAAA and A records. IP literals (brackets allowed) are returned
-    /// as they are; /etc/hosts answers before DNS; then the cache; then the nameservers.
+    /// as they are; /etc/hosts answers before DNS (glibc's `hosts: files dns`), for the name as
+    /// given; then the cache, keyed by the name as given; then the nameservers, for each of the
+    /// search list's candidates in turn (`SearchList`, `SearchWalk`). `DNSAnswer.fqdn` says which
+    /// candidate answered.
     public func lookup(_ name: String) -> Result<DNSAnswer, ResolverError> {
         if let literal = IPAddress(name) {
             state.withLock { $0.counters.lookups += 1 }
@@ -110,10 +142,13 @@ public final class DNSResolver: Sendable {
         guard let normalized = DNSMessage.normalize(name) else {
             return .failure(ResolverError(code: .invalidName, name: name))
         }
+        let key = Self.cacheKey(name, normalized: normalized)
         let now = options.clock.now()
         let early: Result<DNSAnswer, ResolverError>? = state.withLock { state in
             state.counters.lookups += 1
             refreshFiles(&state)
+            // hosts(5) entries carry no TTL: `hostsTTL` is reported, and the file is re-read
+            // when its mtime or size changes, so an edit takes effect on the next lookup.
             if let hosts = state.hosts.lookup(normalized) {
                 state.counters.hostsHits += 1
                 return .success(DNSAnswer(
@@ -121,20 +156,27 @@ public final class DNSResolver: Sendable {
                     ipv6TTL: hosts.ipv6.isEmpty ? nil : options.hostsTTL,
                     ipv4TTL: hosts.ipv4.isEmpty ? nil : options.hostsTTL, source: .hosts))
             }
-            if let cached = state.cache.lookup(normalized, now: now) {
+            if let cached = state.cache.lookup(key, now: now) {
                 state.counters.cacheHits += 1
                 return cached
             }
             return nil
         }
         if let early { return early }
-        return query(normalized)
+        return search(normalized, absolute: name.hasSuffix("."), key: key)
     }
 
     /// Drops `name` from the cache so the next lookup asks DNS again (after a failed dial).
     public func invalidate(_ name: String) {
         guard let normalized = DNSMessage.normalize(name) else { return }
-        state.withLock { $0.cache.invalidate(normalized) }
+        let key = Self.cacheKey(name, normalized: normalized)
+        state.withLock { $0.cache.invalidate(key) }
+    }
+
+    /// The cache key: the name as given, normalized, keeping a trailing dot, because `db.prod`
+    /// and `db.prod.` walk different candidate lists.
+    static func cacheKey(_ name: String, normalized: String) -> String {
+        name.hasSuffix(".") ? normalized + "." : normalized
     }
 
     /// Empties the cache (SIGHUP).
@@ -153,7 +195,7 @@ public final class DNSResolver: Sendable {
         state.withLock { $0.counters }
     }
 
-    /// The nameservers, timeout and attempts in force.
+    /// The nameservers, timeout, attempts and search list in force.
     public var configuration: ResolvConf {
         state.withLock { state in
             refreshFiles(&state)
@@ -165,7 +207,7 @@ public final class DNSResolver: Sendable {
         ResolvConf(
             nameservers: options.nameservers ?? file.nameservers,
             timeoutMilliseconds: options.timeoutMilliseconds ?? file.timeoutMilliseconds,
-            attempts: options.attempts ?? file.attempts)
+            attempts: options.attempts ?? file.attempts, searchList: file.searchList, rotate: file.rotate)
     }
 
     // Called with the lock held: a stat(2) per lookup is cheap next to a DNS round trip.
@@ -173,7 +215,12 @@ public final class DNSResolver: Sendable {
         let resolvStamp = Self.stamp(options.resolvConfPath)
         if resolvStamp != state.resolvConfStamp {
             state.resolvConfStamp = resolvStamp
-            state.resolvConf = ResolvConf.parse(Self.readFile(options.resolvConfPath) ?? "")
+            let parsed = ResolvConf.parse(
+                Self.readFile(options.resolvConfPath) ?? "", environment: options.environment,
+                hostname: options.hostname)
+            // A new search list or nameserver set can change what a cached name stands for.
+            if parsed != state.resolvConf { state.cache.removeAll() }
+            state.resolvConf = parsed
         }
         guard let hostsPath = options.hostsPath else { return }
         let hostsStamp = Self.stamp(hostsPath)

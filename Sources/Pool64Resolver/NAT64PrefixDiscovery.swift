@@ -44,7 +44,10 @@ public enum NAT64PrefixDiscovery {
     /// Looks up `ipv4only.arpa` through `resolver` and extracts the prefixes. A name with no
     /// AAAA answer yields `.success([])`: the network has no DNS64.
     public static func discover(using resolver: DNSResolver) -> Result<[NAT64Prefix], ResolverError> {
-        switch resolver.lookup(wellKnownName) {
+        // Asked as an absolute name: RFC 7050 §3 queries exactly `ipv4only.arpa`, and a search
+        // list (Kubernetes' ndots:5 would try `ipv4only.arpa.<ns>.svc.cluster.local` first)
+        // must never turn it into another name.
+        switch resolver.lookup(wellKnownName + ".") {
         case .success(let answer):
             return .success(prefixes(fromAAAA: answer.ipv6))
         case .failure(let error) where error.code == .nameNotFound || error.code == .noData:

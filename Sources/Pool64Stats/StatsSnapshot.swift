@@ -225,19 +225,23 @@ public struct ResolverSnapshot: Codable, Sendable, Equatable {
 /// One cached resolver answer.
 public struct ResolverCacheEntry: Codable, Sendable, Equatable {
     public var name: String
+    /// The search-list name that answered (`db.prod` → `db.prod.svc.cluster.local`); nil, and left out of the JSON,
+    /// when it is the name itself.
+    public var fqdn: String?
     public var addresses: [String]
     public var ttlRemainingSeconds: Double
     public var negative: Bool
 
-    public init(name: String, addresses: [String], ttlRemainingSeconds: Double, negative: Bool) {
+    public init(name: String, addresses: [String], ttlRemainingSeconds: Double, negative: Bool, fqdn: String? = nil) {
         self.name = name
+        self.fqdn = fqdn
         self.addresses = addresses
         self.ttlRemainingSeconds = ttlRemainingSeconds
         self.negative = negative
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, addresses, negative
+        case name, fqdn, addresses, negative
         case ttlRemainingSeconds = "ttl_remaining_seconds"
     }
 }

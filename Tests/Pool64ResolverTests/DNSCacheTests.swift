@@ -12,7 +12,7 @@ struct DNSCacheTests {
 
     @Test func entryLivesExactlyItsTTL() throws {
         var cache = DNSCache(maxTTL: 300, minTTL: 1)
-        cache.store(Self.answer(ttl: 30), now: 100 * Self.second)
+        cache.store(Self.answer(ttl: 30), key: "db.test", now: 100 * Self.second)
         let cached = try #require(try cache.lookup("db.test", now: 129 * Self.second)?.get())
         #expect(cached.source == .cache)
         #expect(cached.ipv4TTL == 1)
@@ -22,7 +22,7 @@ struct DNSCacheTests {
 
     @Test func shortestFamilyTTLDecides() {
         var cache = DNSCache(maxTTL: 300, minTTL: 1)
-        cache.store(Self.answer(ttl: 60, ipv6TTL: 10), now: 0)
+        cache.store(Self.answer(ttl: 60, ipv6TTL: 10), key: "db.test", now: 0)
         #expect(cache.lookup("db.test", now: 9 * Self.second) != nil)
         #expect(cache.lookup("db.test", now: 10 * Self.second) == nil)
     }
@@ -36,7 +36,7 @@ struct DNSCacheTests {
 
     @Test func negativeEntriesExpire() throws {
         var cache = DNSCache(maxTTL: 300, minTTL: 1)
-        cache.storeNegative(ResolverError(code: .nameNotFound, name: "gone.test"), ttl: 5, now: 0)
+        cache.storeNegative(ResolverError(code: .nameNotFound, name: "gone.test"), key: "gone.test", ttl: 5, now: 0)
         let snapshot = cache.snapshot(now: 2 * Self.second)
         #expect(snapshot.count == 1)
         #expect(snapshot.first?.isNegative == true)
@@ -52,7 +52,7 @@ struct DNSCacheTests {
 
     @Test func invalidateDropsOneName() {
         var cache = DNSCache(maxTTL: 300, minTTL: 1)
-        cache.store(Self.answer(ttl: 30), now: 0)
+        cache.store(Self.answer(ttl: 30), key: "db.test", now: 0)
         cache.invalidate("db.test")
         #expect(cache.lookup("db.test", now: 0) == nil)
     }

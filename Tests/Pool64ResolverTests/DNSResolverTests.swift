@@ -35,6 +35,9 @@ struct DNSResolverTests {
         options.timeoutMilliseconds = timeoutMilliseconds
         options.attempts = attempts
         options.clock = clock.resolverClock
+        // Hermetic: neither the runner's LOCALDOMAIN nor its host name may add a search list.
+        options.environment = [:]
+        options.hostname = nil
         return DNSResolver(options: options)
     }
 
@@ -43,7 +46,7 @@ struct DNSResolverTests {
         defer { server.stop() }
         let clock = TestClock()
         let resolver = Self.resolver([server.server], clock: clock)
-        let answer = try resolver.lookup("DB.test.").get()
+        let answer = try resolver.lookup("DB.Test").get()
         #expect(answer.ipv6 == [IPv6Address("2001:db8::10")!, IPv6Address("2001:db8::11")!])
         #expect(answer.ipv4 == [IPv4Address(100, 64, 2, 10)])
         #expect(answer.ipv6TTL == 90)
@@ -62,6 +65,10 @@ struct DNSResolverTests {
         #expect(counters.lookups == 3)
         #expect(counters.cacheHits == 1)
         #expect(counters.queries == 4)
+        // With a trailing dot the name is absolute: its own cache entry, the same DNS name.
+        #expect(try resolver.lookup("db.test.").get().fqdn == "db.test")
+        #expect(server.received.count == 6)
+        #expect(resolver.cacheSnapshot().map(\.name) == ["db.test", "db.test."])
     }
 
     @Test func followsCNAMEChainsWithTheirTTLs() throws {

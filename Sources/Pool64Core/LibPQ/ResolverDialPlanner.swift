@@ -145,6 +145,11 @@ public final class ResolverDialPlanner: DialPlanner {
                 } else {
                     switch resolver.lookup(e.host) {
                     case .success(let answer):
+                        if answer.source == .dns, answer.fqdn != answer.name {
+                            logger.debug(
+                                "resolved through the search list",
+                                metadata: ["host": "\(e.host)", "fqdn": "\(answer.fqdn)"])
+                        }
                         let loopback = answer.ipv4.filter(isLoopback)
                         let other = answer.ipv4.filter { !isLoopback($0) }
                         candidates = CandidatePlanner.order(
@@ -215,7 +220,7 @@ public final class ResolverDialPlanner: DialPlanner {
                 name: e.name, addresses: e.ipv6.map { "\($0)" } + e.ipv4.map { "\($0)" },
                 ttlRemainingSeconds: Double(e.remainingTTL.components.seconds)
                     + Double(e.remainingTTL.components.attoseconds) / 1e18,
-                negative: e.isNegative)
+                negative: e.isNegative, fqdn: e.isNegative || e.fqdn == e.name || e.fqdn + "." == e.name ? nil : e.fqdn)
         }
         return ResolverSnapshot(
             policy: policy.rawValue, nat64Prefix: s.prefix.map { "\($0)" } ?? "", nat64Source: s.source,
