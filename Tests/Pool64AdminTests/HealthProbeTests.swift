@@ -44,10 +44,10 @@ struct HealthProbeTests {
         provider.readinessAnswer = Readiness(ready: false, reason: "draining")
         try await withAdminServer(.init(listen: ["127.0.0.1:0"]), provider: provider) { _, addresses in
             let port = try #require(addresses.first?.port)
-            let outcomes = await Task.detached {
-                HealthProbe(targets: [HealthProbe.Target(url: "http://127.0.0.1:\(port)/readyz")!]).run()
-            }.value
-            #expect(outcomes.map(\.1) == [.status(503)])
+            let outcomes = await Self.onThread {
+                HealthProbe(targets: [HealthProbe.Target(url: "http://127.0.0.1:\(port)/readyz")!]).run().map(\.1)
+            }
+            #expect(outcomes == [.status(503)])
             #expect(await Self.probe(["http://127.0.0.1:\(port)/readyz"]) == 1)
         }
     }
@@ -79,16 +79,25 @@ struct HealthProbeTests {
         })
         let port = UInt16(bigEndian: address.sin_port)
         let started = ContinuousClock.now
-        let outcomes = await Task.detached {
-            HealthProbe(targets: [HealthProbe.Target(url: "http://127.0.0.1:\(port)/")!], timeoutMilliseconds: 300).run()
-        }.value
-        #expect(outcomes.map(\.1) == [.failed("read: timed out")])
+        let outcomes = await Self.onThread {
+            HealthProbe(targets: [HealthProbe.Target(url: "http://127.0.0.1:\(port)/")!], timeoutMilliseconds: 300)
+                .run().map(\.1)
+        }
+        #expect(outcomes == [.failed("read: timed out")])
         #expect(ContinuousClock.now - started < .seconds(5))
     }
 
-    /// Runs the blocking probe off the cooperative pool, the way the executable runs it on its own.
+    /// Runs the blocking probe the way the executable does: alone on its thread.
     static func probe(_ urls: [String]) async -> Int32 {
-        await Task.detached { HealthProbe.exitStatus(urls: urls, timeoutMilliseconds: 2_000) }.value
+        await Self.onThread { HealthProbe.exitStatus(urls: urls, timeoutMilliseconds: 2_000) }
+    }
+
+    /// Runs blocking `work` on a thread of its own. Not on the cooperative pool: tests run in parallel, and blocked
+    /// pool threads would starve the admin server's own tasks until the probe times out.
+    static func onThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: work()) }.start()
+        }
     }
 
     /// A loopback port with no listener: bind one, note its port, close it.
