@@ -18,6 +18,10 @@ P64_DEBIAN_PACKAGES=(
     systemd
     # driver compatibility tests (tests/integration/test_drivers.py); pg8000 comes from PyPI through pip
     ruby-pg libdbd-pg-perl php-cli php-pgsql golang-go golang-github-jackc-pgx-v4-dev python3-pip
+    # the container image test (tests/integration/test_container_image.py): podman builds docker/Dockerfile on base
+    # images mmdebstrap makes from Debian packages; runc because crun rejects hybrid cgroup hierarchies; netavark
+    # and iptables for podman networks
+    podman buildah mmdebstrap debian-archive-keyring runc netavark aardvark-dns iptables uidmap
 )
 
 p64_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }

@@ -1,11 +1,12 @@
 """Static checks of docker/: the Dockerfile and compose.yaml agree with pool64's defaults.
 (The Kubernetes manifests are in deploy/kubernetes, checked by test_kubernetes.py.)
 
-No Docker engine runs on the test machines, so these files are only parsed, never run. Needs PyYAML
-(Debian package python3-yaml).
+These files are only parsed here; tests/integration/test_container_image.py builds and runs the image with podman.
+Needs PyYAML (Debian package python3-yaml).
 """
 
 import ipaddress
+import json
 import pathlib
 import re
 
@@ -46,26 +47,51 @@ def runtime_stage(dockerfile_text):
 # ---- Dockerfile ---------------------------------------------------------------------------------------------------
 
 
+def build_args(dockerfile_text):
+    """ARG defaults declared before the first FROM (the base images)."""
+    head = re.split(r"(?im)^FROM\s", dockerfile_text)[0]
+    return dict(re.findall(r"(?im)^ARG\s+(\w+)=(\S+)", head))
+
+
 def test_dockerfile_is_multi_stage_and_builds_static_release():
     text = (DOCKER / "Dockerfile").read_text()
     froms = re.findall(r"(?im)^FROM\s+(\S+)", text)
     assert len(froms) >= 2
-    assert froms[0].startswith("swift:")
-    assert froms[-1].startswith("debian:bookworm-slim")
+    # Base images are build arguments: Docker Hub's by default, local mmdebstrap ones (docker/make-base-images)
+    # where no registry is reachable.
+    assert froms[0] == "${BUILD_IMAGE}" and froms[-1] == "${RUNTIME_IMAGE}"
+    args = build_args(text)
+    # The package's dependencies need Swift tools 6.2.
+    assert args["BUILD_IMAGE"] == "swift:6.2-bookworm"
+    assert args["RUNTIME_IMAGE"] == "debian:bookworm-slim"
     assert "libpq-dev" in text
+    assert "/opt/swift/usr/bin" in text, "a mounted host toolchain must be on PATH in the build stage"
     # Built through the same script as the demo and the benchmark.
     assert re.search(r"RUN scripts/build-release /out --static-swift-stdlib", text)
     script = (ROOT / "scripts" / "build-release").read_text()
     assert "-c release --product pool64" in script and "swift build" in script
+    base_script = (DOCKER / "make-base-images").read_text()
+    assert "mmdebstrap" in base_script and "localhost/pool64-build-base:bookworm" in base_script
+    assert "localhost/pool64-runtime-base:bookworm" in base_script
+
+
+def test_dockerignore_keeps_build_directories_out():
+    ignored = (DOCKER / "Dockerfile.dockerignore").read_text().split()
+    assert ".build*" in ignored, "other checkouts' .build-* directories hold gigabytes"
+    assert "Package.resolved" in ignored
 
 
 def test_dockerfile_runtime_installs_libpq5_and_runs_as_non_root():
     runtime = runtime_stage((DOCKER / "Dockerfile").read_text())
-    assert re.search(r"apt-get install[^\n]*\blibpq5\b", runtime)
+    assert re.search(r"for p in[^\n]*\blibpq5\b", runtime)
     assert "ca-certificates" in runtime
+    assert "curl" not in runtime.replace("no curl", ""), "the health probe is the pool64 binary, not curl"
+    assert re.search(r"useradd[^\n]*--uid 6432", runtime)
     users = re.findall(r"(?im)^USER\s+(\S+)", runtime)
     assert users, "runtime stage must set USER"
-    assert users[-1].split(":")[0] not in ("root", "0")
+    assert users[-1] == "6432:6432"
+    assert re.search(r"(?im)^STOPSIGNAL\s+SIGTERM\s*$", runtime)
+    assert re.search(r'(?im)^ENTRYPOINT\s+\["/usr/local/bin/pool64"\]', runtime)
 
 
 def test_dockerfile_exposes_ports_and_healthchecks_readyz():
@@ -74,9 +100,10 @@ def test_dockerfile_exposes_ports_and_healthchecks_readyz():
     assert exposed and {str(LISTEN_PORT), str(ADMIN_PORT)} <= set(exposed.group(1).split())
     healthcheck = re.search(r"(?ims)^HEALTHCHECK\b.*?CMD\s+(.+?)(?:\n\S|\Z)", runtime)
     assert healthcheck, "runtime stage must have a HEALTHCHECK"
-    probe = healthcheck.group(1)
-    assert f"http://[::1]:{ADMIN_PORT}/readyz" in probe
-    assert f"http://127.0.0.1:{ADMIN_PORT}/readyz" in probe
+    # Exec form running the binary's own probe: no shell, no curl in the image.
+    probe = json.loads(healthcheck.group(1).strip())
+    assert probe == ["/usr/local/bin/pool64", "--health-check",
+                     f"http://[::1]:{ADMIN_PORT}/readyz", f"http://127.0.0.1:{ADMIN_PORT}/readyz"]
 
 
 # ---- compose.yaml -------------------------------------------------------------------------------------------------
