@@ -171,3 +171,11 @@ void cpool64_set_thread_name(const char *name) {
 }
 
 long cpool64_getrandom(void *buf, unsigned long len) { return (long)getrandom(buf, len, 0); }
+
+int cpool64_peer_address(int fd, char *host, int host_len, int *port) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0) return -errno;
+    peer_text(&ss, host, host_len, port);
+    return 0;
+}

@@ -26,7 +26,8 @@ public final class ProxyCore: @unchecked Sendable {
     lazy var tlsGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let dialer: LibPQDialer
     let planner: DialPlanner
-    let connectionString: ConnectionString
+    /// The database URL in force; SIGHUP replaces it for new dials (RECONNECT replaces open connections).
+    private(set) var connectionString: ConnectionString
     private(set) var credentials: CredentialStore
     let tlsContext: NIOSSLContext?
     let startedAt = Date()
@@ -47,6 +48,13 @@ public final class ProxyCore: @unchecked Sendable {
     public var cancelKeyTag: UInt8 = 0
     /// Where cancel requests for another process's keys go (the predecessor after a hand-over); nil drops them.
     public var forwardCancel: (@Sendable (_ processID: Int32, _ secretKey: Int32) -> Void)?
+    /// The admin console engine (`database pgbouncer`); nil refuses console logins.
+    public var console: (any AdminConsole)?
+    /// PAUSE without a database, and PAUSE / KILL per database, until RESUME.
+    var pausedAll = false
+    var pausedDatabases: Set<String> = []
+    /// DISABLE db: new clients of these databases are refused.
+    var disabledDatabases: Set<String> = []
     var listeners: [String] = []
     var adminListeners: [String] = []
     private var nextClientID = 0
@@ -93,12 +101,12 @@ public final class ProxyCore: @unchecked Sendable {
     /// server's) without dropping clients. Validates everything first and applies nothing on error. Returns the
     /// settings that changed but need a restart.
     public func reload(_ new: Configuration) throws -> [String] {
-        let store = try Self.loadCredentials(config: new, url: try ConnectionString(parsing: new.databaseURL))
+        let url = try ConnectionString(parsing: new.databaseURL)
+        let store = try Self.loadCredentials(config: new, url: url)
         var restart: [String] = []
         if new.listen != config.listen { restart.append("listen") }
         if new.adminListen != config.adminListen { restart.append("admin-listen") }
         if new.poolMode != config.poolMode { restart.append("pool-mode") }
-        if new.databaseURL != config.databaseURL { restart.append("database-url") }
         if new.project != config.project { restart.append("project") }
         if new.tlsCertificate != config.tlsCertificate || new.tlsKey != config.tlsKey { restart.append("tls-cert") }
         if new.handoverSocket != config.handoverSocket { restart.append("handover-socket") }
@@ -108,12 +116,13 @@ public final class ProxyCore: @unchecked Sendable {
         applied.listen = config.listen
         applied.adminListen = config.adminListen
         applied.poolMode = config.poolMode
-        applied.databaseURL = config.databaseURL
         applied.project = config.project
         applied.tlsCertificate = config.tlsCertificate
         applied.tlsKey = config.tlsKey
         config = applied
         credentials = store
+        // New dials use the new URL; connections already open stay until recycled or RECONNECT.
+        connectionString = url
         for pool in pools.values { pool.resized() }
         return restart
     }
@@ -124,6 +133,7 @@ public final class ProxyCore: @unchecked Sendable {
         let key = PoolKey(database: database, user: user)
         if let p = pools[key] { return p }
         let p = Pool(key: key, proxy: self)
+        p.paused = isPaused(database)
         pools[key] = p
         return p
     }

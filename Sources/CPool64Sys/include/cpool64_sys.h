@@ -34,6 +34,8 @@ int cpool64_listen(const char *host, int port, int v6only, int backlog);
 /// The local address of a bound socket as numeric text and port (as `cpool64_accept` gives the peer's);
 /// 0 or -errno.
 int cpool64_local_address(int fd, char *host, int host_len, int *port);
+/// The same for the peer of a connected socket (getpeername).
+int cpool64_peer_address(int fd, char *host, int host_len, int *port);
 
 /// Connection options pool64 wants on every client socket: TCP_NODELAY and SO_KEEPALIVE.
 void cpool64_tune_client_socket(int fd);

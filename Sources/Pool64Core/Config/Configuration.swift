@@ -61,6 +61,10 @@ public struct Configuration: Sendable, Equatable {
     public var handoverSocket: String? = nil
     /// Seconds a process that handed its listeners over keeps serving its connected clients before draining.
     public var handoverTimeout: Double = 300
+    /// Users who may run every admin console command (PgBouncer's `admin_users`).
+    public var adminUsers: [String] = []
+    /// Users who may run the console's SHOW commands (PgBouncer's `stats_users`).
+    public var statsUsers: [String] = []
 
     public init() {}
 
@@ -95,7 +99,39 @@ public struct Configuration: Sendable, Equatable {
         ("max-message-size", "largest client message accepted, bytes"),
         ("handover-socket", "Unix socket path: a new pool64 started with the same path takes over the listeners"),
         ("handover-timeout", "seconds a replaced pool64 serves its connected clients before draining"),
+        ("admin-users", "users allowed every admin console command (database pgbouncer), comma separated"),
+        ("stats-users", "users allowed the admin console's SHOW commands, comma separated"),
     ]
+
+    /// Keys SIGHUP, RELOAD and the console's SET apply without a restart.
+    public static let reloadableKeys: Set<String> = Set(keys.map(\.key)).subtracting([
+        "listen", "admin-listen", "pool-mode", "project", "tls-cert", "tls-key", "log-format", "dns-ttl-cap",
+        "admin-token", "handover-socket",
+    ])
+
+    /// The settings as the loader would read them back (`SHOW CONFIG`, the console's SET).
+    public var settings: [String: String] {
+        func secs(_ d: Double) -> String { d == d.rounded() ? String(Int(d)) : String(d) }
+        var s: [String: String] = [
+            "listen": listen.joined(separator: ","), "admin-listen": adminListen.joined(separator: ","),
+            "database-url": databaseURL, "pool-mode": poolMode.rawValue, "pool-size": String(poolSize),
+            "min-pool-size": String(minPoolSize), "max-client-conn": String(maxClientConnections),
+            "query-wait-timeout": secs(queryWaitTimeout), "server-lifetime": secs(serverLifetime),
+            "server-idle-timeout": secs(serverIdleTimeout), "client-idle-timeout": secs(clientIdleTimeout),
+            "client-login-timeout": secs(clientLoginTimeout), "auth-type": authType.rawValue, "project": project,
+            "log-level": logLevel, "log-format": logFormat.rawValue, "ip-policy": ipPolicy, "nat64-prefix": nat64Prefix,
+            "happy-eyeballs-delay": secs(happyEyeballsDelay), "dns-ttl-cap": secs(dnsTTLCap),
+            "shutdown-timeout": secs(shutdownTimeout), "max-prepared-statements": String(maxPreparedStatements),
+            "max-message-size": String(maxMessageSize), "handover-timeout": secs(handoverTimeout),
+            "admin-users": adminUsers.joined(separator: ","), "stats-users": statsUsers.joined(separator: ","),
+        ]
+        s["auth-file"] = authFile ?? ""
+        s["tls-cert"] = tlsCertificate ?? ""
+        s["tls-key"] = tlsKey ?? ""
+        s["admin-token"] = adminToken ?? ""
+        s["handover-socket"] = handoverSocket ?? ""
+        return s
+    }
 
     /// Each key's default as it would be written in a setting; keys without one (database-url, auth-file, TLS files,
     /// admin-token) are unset by default. A unit test checks that these parse back to `Configuration()`.
@@ -218,6 +254,8 @@ public struct Configuration: Sendable, Equatable {
                 }
                 handoverSocket = value.isEmpty ? nil : value
             case "handover-timeout": handoverTimeout = try seconds(key, value)
+            case "admin-users": adminUsers = list(value)
+            case "stats-users": statsUsers = list(value)
             default:
                 throw ConfigurationError(key: key, value: value, reason: "unknown setting")
             }

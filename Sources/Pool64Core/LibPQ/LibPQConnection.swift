@@ -18,6 +18,10 @@ public final class LibPQConnection: @unchecked Sendable {
     }
 
     public var usesTLS: Bool { PQsslInUse(conn) != 0 }
+    /// libpq's own descriptor (read-only use: getsockname/getpeername for SHOW SERVERS), -1 when closed.
+    var socket: Int32 { finished ? -1 : PQsocket(conn) }
+    /// The server backend's process ID.
+    var backendPID: Int32 { finished ? 0 : PQbackendPID(conn) }
 
     /// A duplicate of libpq's socket for the relay: the event loop owns and closes the duplicate while libpq keeps
     /// its own descriptor, so `PQfinish` later closes only libpq's (DESIGN "Facts": never give libpq's fd away).

@@ -153,6 +153,16 @@ public struct PeerAddress: Sendable, CustomStringConvertible {
 
     init(_ raw: cpool64_peer) { self.raw = raw }
 
+    /// The numeric host (IPv4-mapped shown as IPv4) and the port, apart.
+    public var hostAndPort: (String, Int) {
+        var r = raw
+        var host = [CChar](repeating: 0, count: 64)
+        cpool64_peer_text(&r, &host, 64)
+        var text = String(cString: host)
+        if text.lowercased().hasPrefix("::ffff:"), text.contains(".") { text = String(text.dropFirst(7)) }
+        return (text, Int(raw.port))
+    }
+
     /// `a.b.c.d:port` or `[v6]:port` (IPv4-mapped peers of a dual-stack socket shown as IPv4).
     public var description: String {
         var r = raw

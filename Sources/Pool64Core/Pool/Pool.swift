@@ -101,6 +101,14 @@ final class Pool: @unchecked Sendable {
     var nextDialAllowed = NIODeadline.uptimeNanoseconds(0)
     var clients = 0
     var pinnedClients = 0
+    /// PAUSE: no server connection is leased or dialled, each one closes as it is released, and clients queue until
+    /// RESUME (PgBouncer's PAUSE, so the database can restart under running clients).
+    var paused = false
+    /// Called once this pool has no server connection and no dial in flight (PAUSE returns then).
+    var quietWaiters: [() -> Void] = []
+    /// Server connections marked by RECONNECT that have not closed yet; WAIT_CLOSE returns at 0.
+    var closeNeededCount = 0
+    var closeWaiters: [() -> Void] = []
     /// Protocol-level statement text (with parameter types and search_path) → server-side name, shared by clients of
     /// this pool.
     private var statementNames: [String: String] = [:]
@@ -330,6 +338,11 @@ final class Pool: @unchecked Sendable {
 
     /// A server connection is free: give it to the longest waiter, or put it in the idle list.
     func checkIn(_ server: ServerConnection) {
+        if paused || server.closeNeeded {
+            closeServer(server, reason: paused ? "paused" : "reconnect")
+            launchDials()
+            return
+        }
         let now = proxy.loop.turnTime
         if proxy.config.serverLifetime > 0,
             now - server.createdAt > .nanoseconds(Int64(proxy.config.serverLifetime * 1e9))
@@ -360,6 +373,56 @@ final class Pool: @unchecked Sendable {
         all.removeValue(forKey: server.id)
         idle.removeAll { $0 === server }
         proxy.countClose(reason)
+        if server.closeNeeded {
+            closeNeededCount -= 1
+            if closeNeededCount == 0 { runWaiters(&closeWaiters) }
+        }
+        if paused { notifyIfQuiet() }
+    }
+
+    // MARK: Maintenance commands (admin console)
+
+    /// PAUSE: idle connections close now, leased ones when released; `done` runs once none is left.
+    func pause(done: @escaping () -> Void) {
+        paused = true
+        quietWaiters.append(done)
+        for s in idle where s.state == .idle { closeServer(s, reason: "paused") }
+        notifyIfQuiet()
+    }
+
+    /// RESUME: queued clients get servers again.
+    func resume() {
+        paused = false
+        runWaiters(&quietWaiters)
+        launchDials()
+    }
+
+    /// RECONNECT: every connection closes as soon as it is free (idle ones now); new ones are dialled as needed,
+    /// with the settings in force now.
+    func reconnect() {
+        for s in Array(all.values) where !s.closeNeeded {
+            s.closeNeeded = true
+            closeNeededCount += 1
+            if s.state == .idle { closeServer(s, reason: "reconnect") }
+        }
+        launchDials()
+    }
+
+    /// WAIT_CLOSE: `done` runs once every connection RECONNECT marked has closed.
+    func waitClose(done: @escaping () -> Void) {
+        if closeNeededCount == 0 { return done() }
+        closeWaiters.append(done)
+    }
+
+    private func notifyIfQuiet() {
+        guard all.isEmpty, dialing == 0, !quietWaiters.isEmpty else { return }
+        runWaiters(&quietWaiters)
+    }
+
+    private func runWaiters(_ list: inout [() -> Void]) {
+        let run = list
+        list = []
+        for f in run { f() }
     }
 
     /// The server connection broke or closed.
@@ -382,7 +445,7 @@ final class Pool: @unchecked Sendable {
         // A full pool is the usual case under load (every wait calls this): decide it before anything else.
         guard dialing + all.count < proxy.config.poolSize else { return }
         let wanted = max(waiters.count, welcomeWaiters.isEmpty ? 0 : 1, proxy.config.minPoolSize - all.count)
-        guard wanted > 0, !proxy.draining else { return }
+        guard wanted > 0, !proxy.draining, !paused else { return }
         guard proxy.loop.turnTime >= nextDialAllowed else { return }
         while dialing < wanted, dialing + all.count < proxy.config.poolSize {
             dialing += 1
@@ -418,6 +481,7 @@ final class Pool: @unchecked Sendable {
         stats.serverConnectFailures &+= 1
         lastDialError = (message, sqlstate)
         nextDialAllowed = .now() + .seconds(1)
+        if paused { notifyIfQuiet() }
         logger.warning("server connection failed", metadata: ["error": "\(message)"])
         completeProbes(Readiness(ready: false, reason: message))
         guard all.isEmpty else { return }
@@ -430,6 +494,10 @@ final class Pool: @unchecked Sendable {
 
     /// A dial for `/readyz` even when no client waits (the pool may be empty after an outage).
     func launchProbeDial() {
+        if paused {
+            completeProbes(Readiness(ready: false, reason: "paused by the admin console"))
+            return
+        }
         guard dialing + all.count < proxy.config.poolSize, !proxy.draining else {
             completeProbes(Readiness(ready: false, reason: proxy.draining ? "draining" : "pool full and busy"))
             return

@@ -34,6 +34,8 @@ final class ServerConnection: TransportDelegate, @unchecked Sendable {
     /// it is `transport` (and until the end of the loop's batch after it is closed).
     private(set) var socket: Unmanaged<SocketConnection>?
     var state: State = .idle
+    /// RECONNECT marked it: it closes when released instead of going back to the pool.
+    var closeNeeded = false
     var client: ClientSession?
     /// `client` without a retain (the relay's fast path; a client lives until its close task runs on a later turn).
     var unretainedClient: Unmanaged<ClientSession>? {

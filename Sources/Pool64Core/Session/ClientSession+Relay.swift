@@ -27,6 +27,9 @@ extension ClientSession {
                     continue
                 }
             case .scram, .md5: break
+            case .console:
+                // One console command at a time: the rest waits in the framer until its answer is out.
+                if consoleState?.busy == true { return }
             }
             let frame: MessageFramer.Frame?
             do {
@@ -40,6 +43,8 @@ extension ClientSession {
             guard let frame else { return }
             if case .ready = phase {
                 handleFrame(frame)
+            } else if case .console = phase {
+                consoleFrame(frame)
             } else if case .message(let type, let bytes) = frame, type == FrontendType.password {
                 authMessage(bytes)
             } else {

@@ -193,7 +193,7 @@ extension ClientSession {
                 return authFailed("password authentication failed for user \"\(user)\"", sqlstate: "28P01")
             }
             authenticated()
-        case .startup, .welcome, .ready, .closed:
+        case .startup, .welcome, .ready, .console, .closed:
             proxy.counters.protocolErrors &+= 1
             fail(ErrorFields.fatal("08P01", "unexpected password message"), reason: "protocol violation")
         }
@@ -206,6 +206,14 @@ extension ClientSession {
     }
 
     private func authenticated() {
+        if ProxyCore.consoleDatabases.contains(database) {
+            enterConsole()
+            return
+        }
+        if proxy.disabledDatabases.contains(database) {
+            fail(ErrorFields.fatal("08P01", "database does not allow connections: \(database)"), reason: "database disabled")
+            return
+        }
         out.writeAuthentication(0)
         phase = .welcome
         let pool = proxy.pool(database: database, user: user)

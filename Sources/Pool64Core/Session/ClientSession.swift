@@ -38,6 +38,9 @@ final class ClientSession: TransportDelegate, WaitQueueNode, @unchecked Sendable
         case welcome
         /// Relaying.
         case ready
+        /// A client of the virtual admin database (`pgbouncer`): its simple queries go to `ProxyCore.console`
+        /// (`ClientSession+Console.swift`, state in `consoleState`).
+        case console
         case closed
     }
 
@@ -114,6 +117,8 @@ final class ClientSession: TransportDelegate, WaitQueueNode, @unchecked Sendable
     var allocator: ByteBufferAllocator { proxy.loop.allocator }
     var statements: [String: ClientStatement] = [:]
     var pinned = false
+    /// Set while `phase` is `.console`.
+    var consoleState: ConsoleClientState?
     /// Transaction mode: the unnamed statement was parsed in this lease and not bound yet. A Sync does not end the
     /// lease then: pg8000 sends Parse+Sync, Describe+Sync, Bind+Execute+Sync, and the unnamed statement lives only
     /// on the server that parsed it (`Pool.maintain` lets go of a client that stops there while others wait).
@@ -166,7 +171,7 @@ final class ClientSession: TransportDelegate, WaitQueueNode, @unchecked Sendable
         case .startup, .scram, .md5, .welcome:
             fail(ErrorFields.fatal("08P01", "client_login_timeout: startup and authentication took too long"),
                  reason: "login timeout")
-        case .ready, .closed: break
+        case .ready, .console, .closed: break
         }
     }
 
@@ -180,7 +185,7 @@ final class ClientSession: TransportDelegate, WaitQueueNode, @unchecked Sendable
                 startupBuffer!.writeBuffer(&b)
             }
             readStartup()
-        case .scram, .md5, .welcome:
+        case .scram, .md5, .welcome, .console:
             borrowOutput()
             framer.append(buffer)
             readFrames()
