@@ -2,15 +2,35 @@ import NIOCore
 import NIOHTTP1
 
 /// Closes a connection when `IdleStateHandler` reports it idle: a silent client must not hold a socket forever.
-final class IdleCloseHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = NIOAny
+///
+/// A client whose request has been read is waiting for us, not idle: a `POST /admin/pause` can wait a minute for
+/// transactions to end, and closing under it would hide the answer. Sits after the HTTP codec (whose pipelining
+/// handler delivers one request at a time), so "request read, response not ended" is one flag.
+final class IdleCloseHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private var awaitingResponse = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .end = self.unwrapInboundIn(data) { self.awaitingResponse = true }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = self.unwrapOutboundIn(data) { self.awaitingResponse = false }
+        context.write(data, promise: promise)
+    }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
-        } else {
+        guard event is IdleStateHandler.IdleStateEvent else {
             context.fireUserInboundEventTriggered(event)
+            return
         }
+        // IdleStateHandler fires again after another idle period, so a client silent after its answer still goes.
+        if !self.awaitingResponse { context.close(promise: nil) }
     }
 }
 

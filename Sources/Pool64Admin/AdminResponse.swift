@@ -20,8 +20,18 @@ struct AdminResponse: Sendable, Equatable {
     }
 
     static let notFound = json(404, #"{"error":"not found"}"#)
-    static let methodNotAllowed = json(405, #"{"error":"method not allowed"}"#, headers: [("Allow", "GET")])
+    static let statsUnavailable = json(503, #"{"error":"stats unavailable"}"#)
     static let unauthorized = json(
         401, #"{"error":"unauthorized"}"#, headers: [("WWW-Authenticate", #"Bearer realm="pool64""#)])
     static let payloadTooLarge = json(413, #"{"error":"request body too large"}"#)
+
+    /// 405, naming the one method the route takes (RFC 9110 §15.5.6 requires `Allow`).
+    static func methodNotAllowed(allow method: String) -> AdminResponse {
+        json(405, #"{"error":"method not allowed"}"#, headers: [("Allow", method)])
+    }
+
+    /// 400 with the reason as `{"error": …}`.
+    static func badRequest(_ message: String) -> AdminResponse {
+        json(400, AdminRouter.encode(["error": message]) ?? #"{"error":"bad request"}"#)
+    }
 }

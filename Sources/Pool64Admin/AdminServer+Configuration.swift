@@ -5,10 +5,12 @@ extension AdminServer {
     public struct Configuration: Sendable {
         /// Listen addresses such as `[::]:9090` (dual-stack), `127.0.0.1:9090` or `[::1]:0` (any free port).
         public var listen: [String]
-        /// When set, `/stats` and `/metrics` require `Authorization: Bearer <token>`; probes stay open.
+        /// When set, `/stats` and `/metrics` require `Authorization: Bearer <token>`; probes stay open. The
+        /// `POST /admin/…` commands always require it, and are refused (403) when it is not set.
         public var bearerToken: String?
         /// A connection that sends nothing for this long is closed, so slow or silent clients cost one socket for a
-        /// bounded time and never block others.
+        /// bounded time and never block others. A connection waiting for its response (a pause that waits for
+        /// transactions) is not idle.
         public var idleTimeout: TimeAmount
         /// Largest request body accepted before answering 413 and closing. Admin requests carry no body.
         public var maxBodyBytes: Int
@@ -20,8 +22,12 @@ extension AdminServer {
         public var livenessDeadline: Duration
         /// How long `/readyz` waits for ``AdminProvider/readiness()`` before answering 503.
         public var readinessDeadline: Duration
-        /// How long `/stats` and `/metrics` wait for ``AdminProvider/stats()`` before answering 503.
+        /// How long `/stats` and `/metrics` wait for ``AdminProvider/stats()`` (or
+        /// ``AdminProvider/consoleSnapshot()``) before answering 503.
         public var statsDeadline: Duration
+        /// How long a `POST /admin/…` command may take before answering 504 (the command itself goes on: a pause
+        /// keeps waiting for transactions to end).
+        public var controlDeadline: Duration
         /// Bind with SO_REUSEPORT, so a successor taking over the PostgreSQL listeners (`handover-socket`) can open
         /// the same admin address while this process still runs. Off otherwise: two unrelated instances on one
         /// admin port should fail to start, not share it.
@@ -37,7 +43,8 @@ extension AdminServer {
             maxConnections: Int = 256,
             livenessDeadline: Duration = .seconds(2),
             readinessDeadline: Duration = .seconds(5),
-            statsDeadline: Duration = .seconds(5)
+            statsDeadline: Duration = .seconds(5),
+            controlDeadline: Duration = .seconds(60)
         ) {
             self.listen = listen
             // An empty token would accept `Authorization: Bearer ` — treat it as "no token configured".
@@ -49,6 +56,7 @@ extension AdminServer {
             self.livenessDeadline = livenessDeadline
             self.readinessDeadline = readinessDeadline
             self.statsDeadline = statsDeadline
+            self.controlDeadline = controlDeadline
         }
     }
 }

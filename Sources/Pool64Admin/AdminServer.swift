@@ -6,7 +6,8 @@ import NIOPosix
 import Pool64Resolver
 import Prometheus
 
-/// The admin HTTP listener: `/healthz`, `/readyz`, `/stats` (JSON) and `/metrics` (Prometheus text).
+/// The admin HTTP listener: `/healthz`, `/readyz`, `/stats` (JSON, with paged `/stats/clients` and `/stats/servers`),
+/// `/metrics` (Prometheus text) and the `POST /admin/pause|resume|reconnect` commands.
 ///
 /// Construct it with the event loop group, the provider and the registry the executable owns, then call ``run()``
 /// (directly or as a swift-service-lifecycle service); it serves until its task is cancelled. Call ``bind()`` first
@@ -31,7 +32,7 @@ public final class AdminServer: Sendable {
     ///   - registry: the registry the executable gave to `PrometheusMetricsFactory`; `/metrics` renders it after
     ///     writing the snapshot-derived series into it.
     ///   - eventLoopGroup: the group to run listeners and connections on; the server never creates its own.
-    ///   - logger: where listener lifecycle and connection errors are logged.
+    ///   - logger: where listener lifecycle, connection errors and maintenance commands are logged.
     public init(
         configuration: Configuration,
         provider: any AdminProvider,
@@ -47,8 +48,10 @@ public final class AdminServer: Sendable {
             deadlines: .init(
                 liveness: configuration.livenessDeadline,
                 readiness: configuration.readinessDeadline,
-                stats: configuration.statsDeadline
-            )
+                stats: configuration.statsDeadline,
+                control: configuration.controlDeadline
+            ),
+            logger: logger
         )
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
@@ -176,7 +179,6 @@ public final class AdminServer: Sendable {
         limits.maxHeaderFieldCount = 100
         let pipeline = channel.pipeline.syncOperations
         try pipeline.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout))
-        try pipeline.addHandler(IdleCloseHandler())
         try pipeline.configureHTTPServerPipeline(
             withPipeliningAssistance: true,
             withErrorHandling: false,
@@ -185,6 +187,8 @@ public final class AdminServer: Sendable {
             withDecoderLimitConfiguration: limits
         )
         try pipeline.addHandler(AdminHTTPErrorHandler())
+        // After the HTTP codec, so it sees whole requests and responses: idle is judged per request.
+        try pipeline.addHandler(IdleCloseHandler())
     }
 
     private func accept(on listener: Listener) async {
@@ -215,11 +219,11 @@ public final class AdminServer: Sendable {
 
     private func serve(_ connection: Connection) async {
         var logger = self.logger
-        logger[metadataKey: AdminLogMetadata.peer] =
-            "\(connection.channel.remoteAddress.map(ListenAddress.render) ?? "?")"
+        let peer = connection.channel.remoteAddress.map(ListenAddress.render) ?? "?"
+        logger[metadataKey: AdminLogMetadata.peer] = "\(peer)"
         do {
             try await connection.executeThenClose { inbound, outbound in
-                try await self.exchange(inbound, outbound)
+                try await self.exchange(inbound, outbound, peer: peer)
             }
         } catch {
             // Parse errors, resets and idle timeouts end here; none needs an operator.
@@ -230,7 +234,8 @@ public final class AdminServer: Sendable {
     /// Reads requests and writes responses in order until the client closes, asks to close, or breaks a limit.
     private func exchange(
         _ inbound: NIOAsyncChannelInboundStream<HTTPServerRequestPart>,
-        _ outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
+        _ outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>,
+        peer: String
     ) async throws {
         var head: HTTPRequestHead?
         var bodyBytes = 0
@@ -253,7 +258,8 @@ public final class AdminServer: Sendable {
                 let response = await self.router.respond(
                     method: request.method.rawValue,
                     target: request.uri,
-                    authorization: request.headers.first(name: "authorization")
+                    authorization: request.headers.first(name: "authorization"),
+                    peer: peer
                 )
                 try await Self.write(
                     response, version: request.version, keepAlive: request.isKeepAlive,

@@ -3,13 +3,26 @@ import Pool64Admin
 import Pool64Stats
 
 /// A provider whose answers tests set directly; `hangLiveness` makes `isAlive()` never answer in time.
+///
+/// Commands are recorded in `controlCalls`; `controlError` makes them fail, `controlGate` holds them until opened.
 final class FakeProvider: AdminProvider, @unchecked Sendable {
     // @unchecked: all state is guarded by `lock`.
     private let lock = NSLock()
     private var _snapshot: StatsSnapshot
+    private var _clients: [ClientInfo] = []
+    private var _servers: [ServerInfo] = []
     private var _readiness = Readiness(ready: true)
     private var _alive = true
     private var _hangLiveness = false
+    private var _controlCalls: [ControlCall] = []
+    private var _controlError: (any Error)?
+    private var _controlHeld = false
+
+    /// One recorded command.
+    struct ControlCall: Equatable {
+        var action: AdminControl
+        var database: String?
+    }
 
     init(snapshot: StatsSnapshot = FakeProvider.sampleSnapshot()) {
         self._snapshot = snapshot
@@ -18,6 +31,29 @@ final class FakeProvider: AdminProvider, @unchecked Sendable {
     var snapshot: StatsSnapshot {
         get { self.lock.withLock { self._snapshot } }
         set { self.lock.withLock { self._snapshot = newValue } }
+    }
+
+    var clients: [ClientInfo] {
+        get { self.lock.withLock { self._clients } }
+        set { self.lock.withLock { self._clients = newValue } }
+    }
+
+    var servers: [ServerInfo] {
+        get { self.lock.withLock { self._servers } }
+        set { self.lock.withLock { self._servers = newValue } }
+    }
+
+    var controlCalls: [ControlCall] { self.lock.withLock { self._controlCalls } }
+
+    var controlError: (any Error)? {
+        get { self.lock.withLock { self._controlError } }
+        set { self.lock.withLock { self._controlError = newValue } }
+    }
+
+    /// While true, commands do not return (like a pause waiting for transactions); they ignore cancellation.
+    var controlHeld: Bool {
+        get { self.lock.withLock { self._controlHeld } }
+        set { self.lock.withLock { self._controlHeld = newValue } }
     }
 
     var readinessAnswer: Readiness {
@@ -37,6 +73,22 @@ final class FakeProvider: AdminProvider, @unchecked Sendable {
 
     func stats() async -> StatsSnapshot { self.snapshot }
 
+    func consoleSnapshot() async -> ConsoleSnapshot {
+        let now = Date()
+        return ConsoleSnapshot(
+            stats: self.snapshot, clients: self.clients, servers: self.servers, databases: [], config: [],
+            startedAt: now, takenAt: now)
+    }
+
+    func control(_ action: AdminControl, database: String?) async throws {
+        self.lock.withLock { self._controlCalls.append(ControlCall(action: action, database: database)) }
+        let until = ContinuousClock.now + .seconds(30)
+        while self.controlHeld && ContinuousClock.now < until {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        if let error = self.controlError { throw error }
+    }
+
     func readiness() async -> Readiness { self.readinessAnswer }
 
     func isAlive() async -> Bool {
@@ -48,6 +100,30 @@ final class FakeProvider: AdminProvider, @unchecked Sendable {
             }
         }
         return self.alive
+    }
+
+    /// `count` clients numbered from 1, alternating users, each with a distinct port.
+    static func sampleClients(_ count: Int) -> [ClientInfo] {
+        (0..<count).map { index in
+            ClientInfo(
+                id: index + 1, user: index % 2 == 0 ? "app_user" : "report", database: "app",
+                state: index % 3 == 0 ? "waiting" : "active", address: "2001:db8::\(index + 1)", port: 40000 + index,
+                localAddress: "::1", localPort: 6432, connectTime: 1_700_000_000, requestTime: 1_700_000_010,
+                waitMicros: index % 3 == 0 ? 1500 : 0, serverID: index % 3 == 0 ? nil : 100 + index, tls: "",
+                applicationName: "app-\(index + 1)", preparedStatements: index, pinned: false)
+        }
+    }
+
+    /// `count` server connections numbered from 101.
+    static func sampleServers(_ count: Int) -> [ServerInfo] {
+        (0..<count).map { index in
+            ServerInfo(
+                id: 101 + index, user: "app_user", database: "app", state: index == 0 ? "idle" : "active",
+                address: "64:ff9b::c000:221", port: 5432, localAddress: "2001:db8::64", localPort: 50000 + index,
+                connectTime: 1_700_000_000, requestTime: 1_700_000_020, clientID: index == 0 ? nil : index + 1,
+                remotePID: Int32(3000 + index), tls: "TLS", applicationName: "", preparedStatements: 2,
+                closeNeeded: false, route: "nat64")
+        }
     }
 
     static func sampleSnapshot(project: String = "alpha", xacts: UInt64 = 10) -> StatsSnapshot {
