@@ -349,3 +349,188 @@ def test_readyz_follows_database_without_restart():
         if proxy is not None:
             stop_proxy(proxy)
         own_pg.destroy()
+
+
+# --------------------------------------------------------------------------------------------
+# issue 20: SHOW CLIENTS / SHOW SERVERS over HTTP, and PAUSE / RESUME / RECONNECT as POST endpoints
+
+
+def http_post(host: str, port: int, path: str, token: str | None = None, timeout: float = 70
+              ) -> tuple[int, dict, dict]:
+    """POST http://host:port/path with an empty body; return (status, headers, JSON body) also for 4xx/5xx."""
+    h = f"[{host}]" if ":" in host else host
+    req = urllib.request.Request(f"http://{h}:{port}{path}", data=b"", method="POST")
+    if token is not None:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, dict(resp.headers), json.loads(resp.read().decode())
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), json.loads(e.read().decode())
+
+
+@pytest.fixture(scope="module")
+def token_proxy(pg):
+    """pool64 with an admin token, so the control endpoints are enabled."""
+    proxy = start_proxy(pg, ["--project", PROJECT, "--admin-token", TOKEN])
+    assert harness.wait_for_port("127.0.0.1", proxy.admin_port, 10)
+    yield proxy
+    stop_proxy(proxy)
+
+
+def open_clients(proxy, n: int) -> list[harness.WireClient]:
+    clients = []
+    for i in range(n):
+        c = harness.WireClient("127.0.0.1", proxy.port)
+        c.login(application_name=f"http-page-{i}")
+        assert c.scalar("select 1") == "1"
+        clients.append(c)
+    return clients
+
+
+@pytest.mark.timeout(60)
+def test_stats_pages_clients_and_servers(token_proxy):
+    host, port = "127.0.0.1", token_proxy.admin_port
+    clients = open_clients(token_proxy, 5)
+    try:
+        ports = {c.sock.getsockname()[1] for c in clients}
+        # /stats keeps its document and gains one page of each list
+        status, stats = get_json(host, port, "/stats?limit=2", token=TOKEN)
+        assert status == 200
+        for key in ("process", "pools", "resolver", "totals"):
+            assert key in stats, key
+        assert harness.app_pool(stats)["total_xact_count"] >= 5
+        assert stats["limit"] == 2 and stats["offset"] == 0
+        assert len(stats["clients"]) == 2 and stats["clients_total"] >= 5
+        assert len(stats["servers"]) <= 2 and stats["servers_total"] >= 1
+
+        # page through /stats/clients two at a time: every client once, ids ascending
+        seen, offset = [], 0
+        while True:
+            status, page = get_json(host, port, f"/stats/clients?limit=2&offset={offset}", token=TOKEN)
+            assert status == 200, page
+            assert set(page) == {"clients", "clients_total", "limit", "offset"}, page.keys()
+            assert len(page["clients"]) <= 2
+            if not page["clients"]:
+                break
+            seen += page["clients"]
+            offset += len(page["clients"])
+        ids = [c["id"] for c in seen]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids), ids
+        ours = [c for c in seen if c["port"] in ports and c["address"] == "127.0.0.1"]
+        assert len(ours) == 5, seen
+        for c in ours:
+            assert c["user"] == harness.APP_USER and c["database"] == harness.APP_DB, c
+            assert c["state"] == "active", c
+            assert c["application_name"].startswith("http-page-"), c
+            assert c["local_port"] == token_proxy.port, c
+            for key in ("connect_time", "request_time", "wait_us", "tls", "prepared_statements", "pinned"):
+                assert key in c, key
+
+        status, servers = get_json(host, port, "/stats/servers?limit=1000", token=TOKEN)
+        assert status == 200
+        assert set(servers) == {"servers", "servers_total", "limit", "offset"}
+        assert servers["servers_total"] == len(servers["servers"]) >= 1
+        server = servers["servers"][0]
+        assert server["database"] == harness.APP_DB and server["user"] == harness.APP_USER, server
+        assert server["state"] in ("idle", "active", "used"), server
+        assert server["route"] == "ipv4" and server["address"] == "127.0.0.1", server
+        assert server["remote_pid"] > 0
+
+        # bad paging is a 400 with a JSON reason; the token still guards the lists
+        for bad in ("/stats?limit=1001", "/stats/clients?limit=-1", "/stats/servers?offset=x"):
+            status, body = get_json(host, port, bad, token=TOKEN)
+            assert status == 400 and "error" in body, (bad, status, body)
+        status, _, body = http_get(host, port, "/stats/clients")
+        assert status == 401 and "user" not in body
+    finally:
+        for c in clients:
+            c.terminate()
+    assert_alive(token_proxy)
+
+
+@pytest.mark.timeout(60)
+def test_control_endpoints_need_the_token(token_proxy, admin_proxy):
+    host, port = "127.0.0.1", token_proxy.admin_port
+    for action in ("pause", "resume", "reconnect"):
+        status, headers, body = http_post(host, port, f"/admin/{action}")
+        assert status == 401 and body["ok"] is False, (action, status, body)
+        status, _, body = http_post(host, port, f"/admin/{action}", token="wrong-token")
+        assert status == 401 and body["ok"] is False, (action, status, body)
+        status, _, _ = http_get(host, port, f"/admin/{action}", token=TOKEN)
+        assert status == 405, (action, status)
+        # without a configured token the commands are refused outright, never open
+        status, _, body = http_post("127.0.0.1", admin_proxy.admin_port, f"/admin/{action}")
+        assert status == 403 and body["ok"] is False and "token" in body["error"], (action, status, body)
+    # a typo in the parameter is refused rather than widened to every database
+    status, _, body = http_post(host, port, f"/admin/pause?db={harness.APP_DB}", token=TOKEN)
+    assert status == 400, body
+    # nothing was paused by any of that
+    assert harness.psql_select1(token_proxy.dsn())
+    assert_alive(token_proxy)
+
+
+@pytest.mark.timeout(90)
+def test_pause_resume_reconnect_over_http(token_proxy):
+    import threading
+
+    host, port = "127.0.0.1", token_proxy.admin_port
+    log_offset = token_proxy.log_size()
+    idle = harness.WireClient("127.0.0.1", token_proxy.port)
+    idle.login()
+    assert idle.scalar("select 1") == "1"
+    try:
+        status, _, body = http_post(host, port, f"/admin/pause?database={harness.APP_DB}", token=TOKEN, timeout=30)
+        assert status == 200 and body == {"ok": True}, (status, body)
+        status, _, body = http_post(host, port, f"/admin/pause?database={harness.APP_DB}", token=TOKEN)
+        assert status == 409 and body["ok"] is False and body["sqlstate"] == "08P01", body
+
+        result: dict = {}
+
+        def run_query():
+            try:
+                result["value"] = idle.scalar("select 42")
+            except Exception as e:  # noqa: BLE001 - reported by the assertion below
+                result["error"] = e
+
+        worker = threading.Thread(target=run_query, daemon=True)
+        worker.start()
+        worker.join(1.5)
+        assert worker.is_alive(), f"a query ran while the database was paused: {result}"
+        _, page = get_json(host, port, "/stats/clients?limit=1000", token=TOKEN)
+        waiting = [c for c in page["clients"] if c["port"] == idle.sock.getsockname()[1]]
+        assert waiting and waiting[0]["state"] == "waiting", waiting
+
+        status, _, body = http_post(host, port, f"/admin/resume?database={harness.APP_DB}", token=TOKEN)
+        assert status == 200 and body == {"ok": True}, (status, body)
+        worker.join(10)
+        assert not worker.is_alive() and result.get("value") == "42", result
+        status, _, body = http_post(host, port, "/admin/resume", token=TOKEN)
+        assert status == 409 and body["sqlstate"] == "08P01", body
+
+        # a pause waits for an open transaction to end
+        idle.query("begin")
+        idle.query("select 1")
+        pause: dict = {}
+        pauser = threading.Thread(
+            target=lambda: pause.update(r=http_post(host, port, "/admin/pause", token=TOKEN, timeout=30)),
+            daemon=True)
+        pauser.start()
+        pauser.join(1.5)
+        assert pauser.is_alive(), f"pause returned while a transaction was open: {pause}"
+        idle.query("commit")
+        pauser.join(15)
+        assert not pauser.is_alive() and pause["r"][0] == 200, pause
+        status, _, body = http_post(host, port, "/admin/resume", token=TOKEN)
+        assert status == 200, body
+
+        status, _, body = http_post(host, port, "/admin/reconnect?database=no_such_db", token=TOKEN)
+        assert status == 409 and "no_such_db" in body["error"], body
+        status, _, body = http_post(host, port, f"/admin/reconnect?database={harness.APP_DB}", token=TOKEN)
+        assert status == 200 and body == {"ok": True}, body
+        assert idle.scalar("select 7") == "7"
+    finally:
+        idle.terminate()
+    log = token_proxy.log_text(log_offset)
+    assert "admin command" in log and "127.0.0.1" in log, log[-3000:]
+    assert_alive(token_proxy)
