@@ -13,6 +13,10 @@ enum StopReason: Sendable {
     case signal
     /// A successor took the listening sockets: serve the clients still connected, then drain and exit.
     case handedOver
+    /// Console `SHUTDOWN WAIT_FOR_CLIENTS`: stop accepting, wait for every client to leave, then exit.
+    case waitForClients
+    /// Console `SHUTDOWN`: end every connection now, without waiting for running transactions.
+    case immediate
 }
 
 /// The first stop reason wins; later ones are ignored. Fired from signal handlers and the hand-over thread.
@@ -110,10 +114,10 @@ struct ListenerHandover {
         return listeners
     }
 
-    /// After a hand-over: waits until the clients still connected here have left, `handover-timeout` has passed, or
-    /// SIGTERM asks to drain now.
-    func serveRemainingClients() async {
-        let deadline = Date().addingTimeInterval(proxy.config.handoverTimeout)
+    /// After a hand-over (or SHUTDOWN WAIT_FOR_CLIENTS): waits until the clients still connected here have left,
+    /// `timeout` has passed, or SIGTERM asks to drain now.
+    func serveRemainingClients(timeout: Double) async {
+        let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline, !Task.isCancelled, !Task.isShuttingDownGracefully {
             let clients = (try? await proxy.loop.submit { [proxy] in proxy.connectedClients }.get()) ?? 0
             if clients == 0 { return }

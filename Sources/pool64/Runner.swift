@@ -76,6 +76,8 @@ struct Runner {
             configuration: adminConfiguration,
             provider: CoreAdminProvider(proxy: proxy, planner: planner), registry: registry,
             eventLoopGroup: adminGroup, logger: logger)
+        // Fired by SIGTERM, a successor taking the listeners, or the console's SHUTDOWN.
+        let stop = StopSignal()
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         // First, so graceful shutdown reaches it last: watchdog pings go on while the proxy drains.
         if let heartbeat = Self.heartbeat(notifier: notifier, proxy: proxy, planner: planner, logger: logger) {
@@ -90,7 +92,8 @@ struct Runner {
         services.append(
             .init(
                 service: ProxyService(
-                    proxy: proxy, admin: admin.boundAddressDescriptions, notifier: notifier, logger: logger),
+                    proxy: proxy, admin: admin.boundAddressDescriptions, notifier: notifier, stop: stop,
+                    logger: logger),
                 successTerminationBehavior: .cancelGroup))
         // SIGHUP is trapped before any service runs: once READY=1 is out, `systemctl reload` may come at once, and an
         // untrapped SIGHUP would end the process.
@@ -125,11 +128,11 @@ struct ProxyService: Service, CustomStringConvertible {
     let proxy: ProxyCore
     let admin: [String]
     let notifier: ServiceNotifier
+    let stop: StopSignal
     let logger: Logger
 
     func run() async throws {
         let addresses = try proxy.config.listen.map { try ListenAddress(parsing: $0) }
-        let stop = StopSignal()
         var handover = ListenerHandover(proxy: proxy, logger: logger)
         let listeners = try handover.openListeners(addresses, stop: stop)
         let bound = listeners.map(\.address)
@@ -143,16 +146,27 @@ struct ProxyService: Service, CustomStringConvertible {
         } onGracefulShutdown: {
             stop.fire(.signal)
         }
-        if case .handedOver = reason {
+        switch reason {
+        case .handedOver:
             notifier.status("handed over; serving connected clients until they leave")
-            await handover.serveRemainingClients()
+            await handover.serveRemainingClients(timeout: proxy.config.handoverTimeout)
+        case .waitForClients:
+            logger.notice("SHUTDOWN WAIT_FOR_CLIENTS: no longer accepting; waiting for every client to leave")
+            notifier.stopping(status: "waiting for clients to leave")
+            for l in listeners { l.close() }
+            try await proxy.loop.submit { proxy.retire() }.get()
+            await handover.serveRemainingClients(timeout: .infinity)
+        case .signal, .immediate:
+            break
         }
         handover.server?.stop()
         logger.info("draining")
         notifier.stopping(status: "draining")
         for l in listeners { l.close() }
         try await proxy.loop.submit { proxy.beginDrain() }.get()
-        let deadline = Date().addingTimeInterval(proxy.config.shutdownTimeout)
+        let wait: Double
+        if case .immediate = reason { wait = 0 } else { wait = proxy.config.shutdownTimeout }
+        let deadline = Date().addingTimeInterval(wait)
         // SIGINT cancels instead of asking nicely: drain without waiting for running transactions.
         while Date() < deadline, !Task.isCancelled {
             let busy = try await proxy.loop.submit { proxy.busyServers }.get()

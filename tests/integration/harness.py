@@ -243,6 +243,7 @@ PGBOUNCER_OPTIONS = {
     "auth_file": "auth_file",
     "tls_cert": "client_tls_cert_file",
     "tls_key": "client_tls_key_file",
+    "admin_users": "admin_users",
 }
 
 
