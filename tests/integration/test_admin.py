@@ -1,6 +1,7 @@
 """Admin HTTP endpoints of pool64 (issue 5): /healthz, /readyz, /stats, /metrics over IPv4 and
 IPv6 loopback, counters under pgbench, Prometheus parsing, bearer-token enforcement, readiness
-following the database, and errors by SQLSTATE class."""
+following the database, and errors by SQLSTATE class; the paged client and server lists and the
+POST /admin/pause|resume|reconnect commands (issue 20)."""
 
 from __future__ import annotations
 
