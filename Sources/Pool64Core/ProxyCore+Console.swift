@@ -115,17 +115,7 @@ extension ProxyCore {
             } catch {
                 return loop.makeFailedFuture(error)
             }
-            let targets = pools(of: database)
-            let promise = loop.makePromise(of: Void.self)
-            var left = targets.count
-            if left == 0 { promise.succeed(()) }
-            for pool in targets {
-                pool.pause {
-                    left -= 1
-                    if left == 0 { promise.succeed(()) }
-                }
-            }
-            return promise.futureResult
+            return whenAll(pools(of: database)) { pool, done in pool.pause(done: done) }
         }
     }
 
@@ -158,17 +148,7 @@ extension ProxyCore {
     /// WAIT_CLOSE [db]: completes once every connection RECONNECT marked has closed.
     public func waitClose(database: String?) -> EventLoopFuture<Void> {
         loop.flatSubmit { [self] in
-            let targets = pools(of: database)
-            let promise = loop.makePromise(of: Void.self)
-            var left = targets.count
-            if left == 0 { promise.succeed(()) }
-            for pool in targets {
-                pool.waitClose {
-                    left -= 1
-                    if left == 0 { promise.succeed(()) }
-                }
-            }
-            return promise.futureResult
+            whenAll(pools(of: database)) { pool, done in pool.waitClose(done: done) }
         }
     }
 
@@ -205,6 +185,20 @@ extension ProxyCore {
             try checkKnown(database)
             if enabled { disabledDatabases.remove(database) } else { disabledDatabases.insert(database) }
         }
+    }
+
+    /// Starts `each` on every pool (relay loop) and completes once all of them have called back.
+    private func whenAll(_ targets: [Pool], _ each: (Pool, @escaping () -> Void) -> Void) -> EventLoopFuture<Void> {
+        let promise = loop.makePromise(of: Void.self)
+        var left = targets.count
+        if left == 0 { promise.succeed(()) }
+        for pool in targets {
+            each(pool) {
+                left -= 1
+                if left == 0 { promise.succeed(()) }
+            }
+        }
+        return promise.futureResult
     }
 
     func isPaused(_ database: String) -> Bool { pausedAll || pausedDatabases.contains(database) }
