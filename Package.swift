@@ -79,10 +79,20 @@ let package = Package(
             ],
             swiftSettings: releaseSettings
         ),
+        // The PgBouncer-compatible admin console (database pgbouncer): command parser, SHOW views, engine. Pure:
+        // the executable connects it to Pool64Core.
+        .target(
+            name: "Pool64Console",
+            dependencies: [
+                "Pool64Stats", "Pool64Wire", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: releaseSettings
+        ),
         .executableTarget(
             name: "pool64",
             dependencies: [
-                "Pool64Core", "Pool64Admin", "Pool64Resolver", "Pool64Handover", "Pool64Systemd",
+                "Pool64Core", "Pool64Admin", "Pool64Resolver", "Pool64Handover", "Pool64Console", "Pool64Systemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -95,6 +105,7 @@ let package = Package(
         .testTarget(name: "Pool64WireTests", dependencies: ["Pool64Wire"]),
         .testTarget(name: "Pool64CoreTests", dependencies: ["Pool64Core", "Pool64Resolver", "CPool64Sys"]),
         .testTarget(name: "Pool64ResolverTests", dependencies: ["Pool64Resolver"]),
+        .testTarget(name: "Pool64ConsoleTests", dependencies: ["Pool64Console", "Pool64Stats"]),
         .testTarget(name: "Pool64HandoverTests", dependencies: ["Pool64Handover", "Pool64Wire", "CPool64Sys"]),
         .testTarget(name: "Pool64AdminTests", dependencies: ["Pool64Admin", "Pool64Resolver"]),
         .testTarget(

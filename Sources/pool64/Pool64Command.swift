@@ -56,6 +56,8 @@ struct Pool64Command: AsyncParsableCommand {
     var healthCheck: [String] = []
     @Option(name: .customLong("handover-socket"), help: Self.optionHelp("handover-socket")) var handoverSocket: String?
     @Option(name: .customLong("handover-timeout"), help: Self.optionHelp("handover-timeout")) var handoverTimeout: String?
+    @Option(name: .customLong("admin-users"), help: Self.optionHelp("admin-users")) var adminUsers: String?
+    @Option(name: .customLong("stats-users"), help: Self.optionHelp("stats-users")) var statsUsers: String?
 
     /// A flag's help: the setting's description and default from `Configuration`, so `--help` and the loader agree.
     private static func optionHelp(_ key: String) -> ArgumentHelp { ArgumentHelp(Configuration.helpText(key)) }
@@ -76,7 +78,7 @@ struct Pool64Command: AsyncParsableCommand {
             ("happy-eyeballs-delay", happyEyeballsDelay), ("dns-ttl-cap", dnsTTLCap), ("admin-token", adminToken),
             ("shutdown-timeout", shutdownTimeout), ("max-prepared-statements", maxPreparedStatements),
             ("max-message-size", maxMessageSize), ("handover-socket", handoverSocket),
-            ("handover-timeout", handoverTimeout),
+            ("handover-timeout", handoverTimeout), ("admin-users", adminUsers), ("stats-users", statsUsers),
         ]
         for (k, v) in pairs { if let v { s[k] = v } }
         for kv in set {

@@ -98,10 +98,12 @@ struct Runner {
         // SIGHUP is trapped before any service runs: once READY=1 is out, `systemctl reload` may come at once, and an
         // untrapped SIGHUP would end the process.
         let hangups = await UnixSignalsSequence(trapping: .sighup)
-        services.append(
-            .init(
-                service: ReloadService(
-                    runner: self, proxy: proxy, planner: planner, notifier: notifier, signals: hangups, logger: logger)))
+        let reloader = ReloadService(
+            runner: self, proxy: proxy, planner: planner, notifier: notifier, signals: hangups, logger: logger)
+        services.append(.init(service: reloader))
+        // The admin console (database pgbouncer) answers once the proxy starts accepting.
+        let console = ConsoleBridge(proxy: proxy, planner: planner, reloader: reloader, stop: stop, logger: logger)
+        try await proxy.loop.submit { proxy.console = console }.get()
         if config.handoverSocket != nil {
             // Trapped here for the same reason as SIGHUP: an untrapped SIGUSR2 ends the process.
             let upgrades = await UnixSignalsSequence(trapping: .sigusr2)
@@ -205,21 +207,27 @@ struct ReloadService: Service, CustomStringConvertible {
     /// Returns whether the new configuration was applied.
     @discardableResult
     func reload() -> Bool {
-        let new: Configuration
         do {
-            new = try runner.reloadedConfiguration()
-            _ = try ResolverDialPlanner.checked(policy: new.ipPolicy, nat64: new.nat64Prefix)
-            guard let level = Logger.Level(rawValue: new.logLevel) else { return false }
-            try planner.update(policy: new.ipPolicy, nat64: new.nat64Prefix, attemptDelay: new.happyEyeballsDelay)
-            let restart = try proxy.loop.submit { try proxy.reload(new) }.wait()
-            LogLevelBox.shared.level = level
-            logger.notice(
-                "configuration reloaded",
-                metadata: ["pool_size": "\(new.poolSize)", "needs_restart": "\(restart)", "log_level": "\(level)"])
+            try apply(try runner.reloadedConfiguration())
             return true
         } catch {
             logger.error("configuration reload rejected; nothing changed", metadata: ["error": "\(error)"])
             return false
         }
+    }
+
+    /// Applies a validated configuration: resolver policy, the proxy's reloadable settings, the log level. Shared by
+    /// SIGHUP, the console's RELOAD and its SET.
+    func apply(_ new: Configuration) throws {
+        _ = try ResolverDialPlanner.checked(policy: new.ipPolicy, nat64: new.nat64Prefix)
+        guard let level = Logger.Level(rawValue: new.logLevel) else {
+            throw ConfigurationError(key: "log-level", value: new.logLevel, reason: "unknown level")
+        }
+        try planner.update(policy: new.ipPolicy, nat64: new.nat64Prefix, attemptDelay: new.happyEyeballsDelay)
+        let restart = try proxy.loop.submit { try proxy.reload(new) }.wait()
+        LogLevelBox.shared.level = level
+        logger.notice(
+            "configuration reloaded",
+            metadata: ["pool_size": "\(new.poolSize)", "needs_restart": "\(restart)", "log_level": "\(level)"])
     }
 }

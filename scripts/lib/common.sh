@@ -13,7 +13,7 @@ P64_DEBIAN_PACKAGES=(
     postgresql-15 postgresql-client-15 libpq-dev libssl-dev pgbouncer
     python3 python3-psycopg python3-asyncpg python3-pytest python3-yaml python3-prometheus-client
     libpostgresql-jdbc-java default-jdk-headless
-    tayga unbound iproute2 pkg-config
+    tayga unbound iproute2 pkg-config prometheus-pgbouncer-exporter
     # systemd-analyze verify of deploy/systemd/pool64@.service (test_systemd_notify.py); installing starts nothing
     systemd
     # driver compatibility tests (tests/integration/test_drivers.py); pg8000 comes from PyPI through pip

@@ -320,7 +320,7 @@ def psql_select1(dsn_str: str, timeout: float = 5) -> bool:
 
 def start_pool64(binary: str, pg: PgServer, mode: str, workdir: str, extra_args: list[str],
                  options: dict, ready_timeout: float = 30, port: int | None = None,
-                 admin_port: int | None = None) -> ProxyProcess:
+                 admin_port: int | None = None, database_url_env: bool = True) -> ProxyProcess:
     """pool64 on `port` (default: a free one) of 127.0.0.1 and ::1; a second process given the same port and
     `--handover-socket` takes the listeners over from the first."""
     port = port or free_port()
@@ -337,7 +337,8 @@ def start_pool64(binary: str, pg: PgServer, mode: str, workdir: str, extra_args:
     # pool64 ignores POOL64_* variables it does not know (with a warning); the harness's own (POOL64_BIN,
     # POOL64_TEST_*, ...) are kept from it all the same, so its logs carry no such warning.
     env = {k: v for k, v in os.environ.items() if not k.startswith("POOL64_")}
-    env["DATABASE_URL"] = pg.database_url
+    if database_url_env:
+        env["DATABASE_URL"] = pg.database_url
     with open(log_path, "ab") as log:
         log.write(("$ " + " ".join(args) + "\n").encode())
         log.flush()
