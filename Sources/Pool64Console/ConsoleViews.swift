@@ -85,20 +85,25 @@ public enum ConsoleViews {
     struct DatabaseTotals {
         var xacts: UInt64 = 0, queries: UInt64 = 0, received: UInt64 = 0, sent: UInt64 = 0
         var xactTime: UInt64 = 0, queryTime: UInt64 = 0, waitTime: UInt64 = 0
+
+        mutating func add(_ o: DatabaseTotals) {
+            xacts &+= o.xacts
+            queries &+= o.queries
+            received &+= o.received
+            sent &+= o.sent
+            xactTime &+= o.xactTime
+            queryTime &+= o.queryTime
+            waitTime &+= o.waitTime
+        }
     }
 
     static func byDatabase(_ s: ConsoleSnapshot) -> [(String, DatabaseTotals)] {
         var out: [String: DatabaseTotals] = [:]
         for p in s.stats.pools {
-            var t = out[p.database, default: DatabaseTotals()]
-            t.xacts &+= p.totalXactCount
-            t.queries &+= p.totalQueryCount
-            t.received &+= p.totalReceived
-            t.sent &+= p.totalSent
-            t.xactTime &+= p.totalXactTimeUs
-            t.queryTime &+= p.totalQueryTimeUs
-            t.waitTime &+= p.totalWaitTimeUs
-            out[p.database] = t
+            out[p.database, default: DatabaseTotals()].add(
+                DatabaseTotals(
+                    xacts: p.totalXactCount, queries: p.totalQueryCount, received: p.totalReceived, sent: p.totalSent,
+                    xactTime: p.totalXactTimeUs, queryTime: p.totalQueryTimeUs, waitTime: p.totalWaitTimeUs))
         }
         return out.sorted { $0.key < $1.key }
     }
@@ -151,15 +156,7 @@ public enum ConsoleViews {
 
     static func totals(_ s: ConsoleSnapshot) -> ConsoleResult {
         var all = DatabaseTotals()
-        for (_, t) in byDatabase(s) {
-            all.xacts &+= t.xacts
-            all.queries &+= t.queries
-            all.received &+= t.received
-            all.sent &+= t.sent
-            all.xactTime &+= t.xactTime
-            all.queryTime &+= t.queryTime
-            all.waitTime &+= t.waitTime
-        }
+        for (_, t) in byDatabase(s) { all.add(t) }
         let values = totalsRow(all) + averages(all, uptime: s.stats.process.uptimeSeconds)
         let names = totalsColumns.map { "total_\($0)" } + totalsColumns.map { "avg_\($0)" }
         return ConsoleResult(
