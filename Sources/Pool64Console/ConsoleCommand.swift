@@ -1,3 +1,5 @@
+import Foundation
+
 /// One command of the PgBouncer-compatible admin console (PgBouncer "usage.rst", Admin console).
 public enum ConsoleCommand: Equatable, Sendable {
     /// `SHOW name`; the name upper-cased, checked when rendered.
@@ -30,9 +32,10 @@ public enum ControlCommand: Equatable, Sendable, CustomStringConvertible {
         case waitForClients
     }
 
-    /// The command tag PgBouncer answers with.
+    /// The command tag PgBouncer answers with (SET's carries the setting: `SET pool_mode=session`).
     public var tag: String {
         switch self {
+        case .set(let k, let v): "SET \(k)=\(v)"
         case .pause: "PAUSE"
         case .resume: "RESUME"
         case .reconnect: "RECONNECT"
@@ -41,7 +44,6 @@ public enum ControlCommand: Equatable, Sendable, CustomStringConvertible {
         case .disable: "DISABLE"
         case .enable: "ENABLE"
         case .reload: "RELOAD"
-        case .set: "SET"
         case .waitClose: "WAIT_CLOSE"
         case .shutdown: "SHUTDOWN"
         }
@@ -70,6 +72,15 @@ public struct ConsoleError: Error, Equatable, Sendable {
         self.sqlstate = sqlstate
         self.message = message
     }
+
+    /// PgBouncer's answer to anything it does not parse: `invalid command '<text>', use SHOW HELP;` (08P01).
+    public static func invalidCommand(_ text: some StringProtocol) -> ConsoleError {
+        let shown = text.count > 200 ? "\(text.prefix(200))…" : String(text)
+        return ConsoleError("08P01", "invalid command '\(shown)', use SHOW HELP;")
+    }
+
+    /// A stats user running anything but SHOW (PgBouncer's wording and SQLSTATE).
+    public static let adminAccessNeeded = ConsoleError("08P01", "admin access needed")
 }
 
 /// Parses a simple Query's text into console commands: `;` separates them (not inside quotes), keywords are
@@ -82,7 +93,7 @@ public enum ConsoleParser {
         guard text.utf8.count <= maximumLength else {
             return [.failure(ConsoleError("08P01", "console command too long"))]
         }
-        return statements(text).map(command)
+        return statements(text).map { command($0.tokens, source: $0.source) }
     }
 
     /// A token: a bare word, a quoted name, a quoted string or one punctuation character.
@@ -93,10 +104,16 @@ public enum ConsoleParser {
         case symbol(Character)
     }
 
-    static func statements(_ text: String) -> [[Token]] {
-        var out: [[Token]] = []
+    /// The statements of `text`: their tokens and their source text (trimmed), in one pass.
+    static func statements(_ text: String) -> [(tokens: [Token], source: Substring)] {
+        var out: [(tokens: [Token], source: Substring)] = []
         var current: [Token] = []
-        var chars = Array(text)[...]
+        let all = Array(text)
+        var chars = all[...]
+        var start = 0
+        func source(upTo end: Int) -> Substring {
+            Substring(String(all[start..<end]).trimmingCharacters(in: .whitespacesAndNewlines))
+        }
         func quoted(_ q: Character) -> String {
             var s = ""
             while let c = chars.popFirst() {
@@ -114,8 +131,10 @@ public enum ConsoleParser {
         }
         while let c = chars.popFirst() {
             if c == ";" {
-                if !current.isEmpty { out.append(current) }
+                let end = chars.startIndex - 1
+                if !current.isEmpty { out.append((current, source(upTo: end))) }
                 current = []
+                start = chars.startIndex
             } else if c.isWhitespace {
                 continue
             } else if c == "'" {
@@ -133,12 +152,13 @@ public enum ConsoleParser {
                 current.append(.symbol(c))
             }
         }
-        if !current.isEmpty { out.append(current) }
+        if !current.isEmpty { out.append((current, source(upTo: all.count))) }
         return out
     }
 
-    static func command(_ tokens: [Token]) -> Result<ConsoleCommand, ConsoleError> {
-        guard case .word(let first) = tokens.first else { return .failure(unsupported(tokens)) }
+    static func command(_ tokens: [Token], source: Substring) -> Result<ConsoleCommand, ConsoleError> {
+        let invalid = ConsoleError.invalidCommand(source)
+        guard case .word(let first) = tokens.first else { return .failure(invalid) }
         let rest = Array(tokens.dropFirst())
         func name(_ t: Token?) -> String? {
             switch t {
@@ -149,20 +169,17 @@ public enum ConsoleParser {
         }
         func optionalDatabase() -> Result<String?, ConsoleError> {
             if rest.isEmpty { return .success(nil) }
-            guard rest.count == 1, let d = name(rest[0]) else { return .failure(unsupported(tokens)) }
+            guard rest.count == 1, let d = name(rest[0]) else { return .failure(invalid) }
             return .success(d)
         }
         func database() -> Result<String, ConsoleError> {
-            guard rest.count == 1, let d = name(rest[0]) else {
-                return .failure(ConsoleError("08P01", "\(first.uppercased()) needs a database name"))
-            }
+            if rest.isEmpty { return .failure(ConsoleError("08P01", "a database is required")) }
+            guard rest.count == 1, let d = name(rest[0]) else { return .failure(invalid) }
             return .success(d)
         }
         switch first.uppercased() {
         case "SHOW":
-            guard rest.count == 1, case .word(let view) = rest[0] else {
-                return .failure(ConsoleError("08P01", "SHOW needs one of: \(ConsoleViews.names.joined(separator: ", "))"))
-            }
+            guard rest.count == 1, let view = name(rest[0]) else { return .failure(invalid) }
             return .success(.show(view.uppercased()))
         case "PAUSE": return optionalDatabase().map { .control(.pause(database: $0)) }
         case "RESUME": return optionalDatabase().map { .control(.resume(database: $0)) }
@@ -172,43 +189,28 @@ public enum ConsoleParser {
         case "DISABLE": return database().map { .control(.disable(database: $0)) }
         case "ENABLE": return database().map { .control(.enable(database: $0)) }
         case "KILL_CLIENT":
-            guard rest.count == 1, case .word(let w) = rest[0], let id = Int(w) else {
-                return .failure(ConsoleError("08P01", "KILL_CLIENT needs a client id (SHOW CLIENTS, column id)"))
-            }
+            guard rest.count == 1, case .word(let w) = rest[0], let id = Int(w) else { return .failure(invalid) }
             return .success(.control(.killClient(id: id)))
         case "RELOAD":
-            return rest.isEmpty ? .success(.control(.reload)) : .failure(unsupported(tokens))
+            return rest.isEmpty ? .success(.control(.reload)) : .failure(invalid)
         case "SHUTDOWN":
             if rest.isEmpty { return .success(.control(.shutdown(.immediate))) }
-            guard rest.count == 1, case .word(let w) = rest[0] else { return .failure(unsupported(tokens)) }
+            guard rest.count == 1, case .word(let w) = rest[0] else { return .failure(invalid) }
             switch w.uppercased() {
             case "WAIT_FOR_SERVERS": return .success(.control(.shutdown(.waitForServers)))
             case "WAIT_FOR_CLIENTS": return .success(.control(.shutdown(.waitForClients)))
-            default: return .failure(unsupported(tokens))
+            default: return .failure(invalid)
             }
         case "SET":
-            guard rest.count == 3, let key = name(rest[0]), rest[1] == .symbol("=") || rest[1] == .word("TO") else {
-                return .failure(ConsoleError("08P01", "expected SET key = value"))
-            }
+            guard rest.count == 3, let key = name(rest[0]),
+                rest[1] == .symbol("=") || rest[1] == .word("TO") || rest[1] == .word("to") || rest[1] == .word("To")
+            else { return .failure(invalid) }
             switch rest[2] {
             case .string(let v), .word(let v), .name(let v): return .success(.control(.set(key: key, value: v)))
-            case .symbol: return .failure(ConsoleError("08P01", "expected SET key = value"))
+            case .symbol: return .failure(invalid)
             }
         default:
-            return .failure(unsupported(tokens))
+            return .failure(invalid)
         }
-    }
-
-    static func unsupported(_ tokens: [Token]) -> ConsoleError {
-        let text = tokens.map { t -> String in
-            switch t {
-            case .word(let w): w
-            case .name(let n): "\"\(n)\""
-            case .string(let s): "'\(s)'"
-            case .symbol(let c): String(c)
-            }
-        }.joined(separator: " ")
-        // PgBouncer answers an unknown command with "unsupported command"; pool64 names it.
-        return ConsoleError("08P01", "unsupported command: \(text.prefix(200)); SHOW HELP lists the commands")
     }
 }

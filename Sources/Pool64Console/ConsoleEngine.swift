@@ -23,6 +23,16 @@ public enum ControlOutcome: Equatable, Sendable {
     case failed(ConsoleError)
 }
 
+extension ControlOutcome {
+    /// `done`, or `failed SQLSTATE message` for the log.
+    var logText: String {
+        switch self {
+        case .done: "done"
+        case .failed(let e): "failed \(e.sqlstate) \(e.message)"
+        }
+    }
+}
+
 /// What the engine asks of the running proxy (implemented by the executable over Pool64Core).
 public protocol ConsoleBackend: Sendable {
     /// Everything SHOW reads, in one consistent copy.
@@ -38,11 +48,14 @@ public struct ConsoleEngine: Sendable {
     let backend: any ConsoleBackend
     let logger: Logger
     let version: String
+    let window: StatsWindow
 
-    public init(backend: any ConsoleBackend, version: String, logger: Logger) {
+    /// `window` is what SHOW STATS averages over; the process-wide one unless a test brings its own.
+    public init(backend: any ConsoleBackend, version: String, logger: Logger, window: StatsWindow = .shared) {
         self.backend = backend
         self.version = version
         self.logger = logger
+        self.window = window
     }
 
     public func execute(_ query: String, session: ConsoleSessionInfo) async -> ByteBuffer {
@@ -55,20 +68,26 @@ public struct ConsoleEngine: Sendable {
                 out.writeErrorResponse(ErrorFields(sqlstate: e.sqlstate, message: e.message))
                 return finished(&out)
             case .success(.show(let view)):
-                guard let result = ConsoleViews.render(view, await backend.snapshot(), version: version) else {
-                    out.writeErrorResponse(
-                        ErrorFields(
-                            sqlstate: "08P01", message: "unsupported SHOW command: \(view.prefix(100))",
-                            hint: "SHOW HELP lists them"))
+                let snapshot = await backend.snapshot()
+                guard let result = ConsoleViews.render(view, snapshot, version: version, window: window) else {
+                    let e = ConsoleError.invalidCommand("SHOW \(view)")
+                    out.writeErrorResponse(ErrorFields(sqlstate: e.sqlstate, message: e.message))
                     return finished(&out)
                 }
                 result.write(to: &out)
+            case .success(.control(.set(let key, _)))
+            where ConsoleViews.fakeParameters.contains(where: { $0.name == key.lowercased() }):
+                // PgBouncer's answer to drivers that set session parameters on connect, for any console user.
+                var r = ConsoleResult(columns: [], rows: [], tag: "SET")
+                r.notices = [.init("SET ignored")]
+                r.write(to: &out)
             case .success(.control(let command)):
                 guard session.isAdmin else {
                     logger.notice(
                         "console command refused: admin access needed",
                         metadata: ["user": "\(session.user)", "client": "\(session.client)", "command": "\(command)"])
-                    out.writeErrorResponse(ErrorFields(sqlstate: "42501", message: "admin access needed"))
+                    let e = ConsoleError.adminAccessNeeded
+                    out.writeErrorResponse(ErrorFields(sqlstate: e.sqlstate, message: e.message))
                     return finished(&out)
                 }
                 let outcome = await backend.control(command, by: session)
@@ -76,7 +95,7 @@ public struct ConsoleEngine: Sendable {
                     "console command",
                     metadata: [
                         "user": "\(session.user)", "client": "\(session.client)", "command": "\(command)",
-                        "outcome": "\(outcome == .done ? "done" : "failed")",
+                        "outcome": "\(outcome.logText)",
                     ])
                 switch outcome {
                 case .done:

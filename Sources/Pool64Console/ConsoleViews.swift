@@ -1,8 +1,10 @@
 import Foundation
 import Pool64Stats
 
-/// The SHOW views, with PgBouncer's column names, order, units (microseconds, bytes) and type OIDs, as of
-/// PgBouncer 1.18 plus the columns its current documentation adds; pool64's own columns come last. Columns pool64
+/// The SHOW views, with PgBouncer's column names, order, units (microseconds, bytes) and type OIDs. Each view starts
+/// with exactly PgBouncer 1.18's columns (what exporters written against it read, by name or position), then the
+/// columns PgBouncer's current documentation adds that 1.18 lacks (appended rather than inserted where current
+/// PgBouncer inserts them, e.g. `total_server_assignment_count`, `replication`), then pool64's own. Columns pool64
 /// has no equivalent for are 0 or NULL (docs/OPERATIONS.md lists them).
 public enum ConsoleViews {
     public static let names = [
@@ -12,15 +14,24 @@ public enum ConsoleViews {
 
     typealias T = ConsoleResult.ColumnType
 
-    /// The view named `name` (upper case), or nil when there is none.
-    public static func render(_ name: String, _ s: ConsoleSnapshot, version: String) -> ConsoleResult? {
+    /// Session parameters PgBouncer's console answers with fixed values for drivers that ask (its `fake_param_list`):
+    /// `SHOW name` returns the value, `SET name = …` a NOTICE `SET ignored`.
+    public static let fakeParameters: [(name: String, value: String)] = [
+        ("client_encoding", "UTF-8"), ("default_transaction_isolation", "read committed"),
+        ("standard_conforming_strings", "on"), ("datestyle", "ISO"), ("timezone", "GMT"),
+    ]
+
+    /// The view named `name` (upper case), or nil when there is none. Averages are over `window`.
+    public static func render(
+        _ name: String, _ s: ConsoleSnapshot, version: String, window: StatsWindow = .shared
+    ) -> ConsoleResult? {
         switch name {
         case "HELP": return help()
         case "POOLS": return pools(s)
-        case "STATS": return stats(s)
+        case "STATS": return stats(s, window: window)
         case "STATS_TOTALS": return statsTotals(s)
-        case "STATS_AVERAGES": return statsAverages(s)
-        case "TOTALS": return totals(s)
+        case "STATS_AVERAGES": return statsAverages(s, window: window)
+        case "TOTALS": return totals(s, window: window)
         case "CLIENTS": return connections(s, clients: true)
         case "SERVERS": return connections(s, clients: false)
         case "DATABASES": return databases(s)
@@ -34,31 +45,22 @@ public enum ConsoleViews {
         case "STATE": return state(s)
         case "VERSION": return ConsoleResult(columns: [("version", .text)], rows: [[version]])
         case "ROUTES": return routes(s)
-        default: return nil
+        default:
+            guard let p = fakeParameters.first(where: { $0.name.uppercased() == name }) else { return nil }
+            return ConsoleResult(columns: [(p.name, .text)], rows: [[p.value]])
         }
     }
 
+    /// PgBouncer's layout: NOTICE `Console usage` with the command list as its detail, then tag SHOW.
     static func help() -> ConsoleResult {
         var r = ConsoleResult(columns: [], rows: [])
-        r.notices = [
-            """
-            Console usage
-            \tSHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION
-            \tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS|LISTS|MEM|STATE|ROUTES
-            \tSHOW DNS_HOSTS|DNS_ZONES
-            \tSET key = arg
-            \tRELOAD
-            \tPAUSE [<db>]
-            \tRESUME [<db>]
-            \tDISABLE <db>
-            \tENABLE <db>
-            \tRECONNECT [<db>]
-            \tKILL <db>
-            \tKILL_CLIENT <id>
-            \tWAIT_CLOSE [<db>]
-            \tSHUTDOWN [WAIT_FOR_SERVERS|WAIT_FOR_CLIENTS]
-            """
+        let commands = [
+            "SHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION", "SHOW LISTS|MEM|STATE|ROUTES",
+            "SHOW DNS_HOSTS|DNS_ZONES", "SHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS", "SET key = arg", "RELOAD",
+            "PAUSE [<db>]", "RESUME [<db>]", "DISABLE <db>", "ENABLE <db>", "RECONNECT [<db>]", "KILL <db>",
+            "KILL_CLIENT <id>", "SHUTDOWN", "SHUTDOWN WAIT_FOR_SERVERS|WAIT_FOR_CLIENTS", "WAIT_CLOSE [<db>]",
         ]
+        r.notices = [.init("Console usage", detail: commands.map { "\n\t\($0)" }.joined())]
         return r
     }
 
@@ -69,98 +71,16 @@ public enum ConsoleViews {
                 ("cl_active_cancel_req", .int4), ("cl_waiting_cancel_req", .int4), ("sv_active", .int4),
                 ("sv_active_cancel", .int4), ("sv_being_canceled", .int4), ("sv_idle", .int4), ("sv_used", .int4),
                 ("sv_tested", .int4), ("sv_login", .int4), ("maxwait", .int4), ("maxwait_us", .int4),
-                ("pool_mode", .text), ("route", .text), ("server_address", .text), ("nat64_prefix", .text),
+                ("pool_mode", .text), ("load_balance_hosts", .text), ("route", .text), ("server_address", .text), ("nat64_prefix", .text),
             ],
             rows: s.stats.pools.map { p in
                 [
                     p.database, p.user, "\(p.clActive + p.clIdle)", "\(p.clWaiting)", "0", "0", "\(p.svActive)", "0",
                     "0", "\(p.svIdle)", "\(p.svUsed)", "0", "\(p.svLogin)", "\(p.maxwaitUs / 1_000_000)",
-                    "\(p.maxwaitUs % 1_000_000)", p.poolMode, p.route, p.serverAddress,
+                    "\(p.maxwaitUs % 1_000_000)", p.poolMode, nil, p.route, p.serverAddress,
                     p.route == "nat64" ? s.stats.resolver.nat64Prefix : nil,
                 ]
             })
-    }
-
-    /// Per database, summed over its pools.
-    struct DatabaseTotals {
-        var xacts: UInt64 = 0, queries: UInt64 = 0, received: UInt64 = 0, sent: UInt64 = 0
-        var xactTime: UInt64 = 0, queryTime: UInt64 = 0, waitTime: UInt64 = 0
-
-        mutating func add(_ o: DatabaseTotals) {
-            xacts &+= o.xacts
-            queries &+= o.queries
-            received &+= o.received
-            sent &+= o.sent
-            xactTime &+= o.xactTime
-            queryTime &+= o.queryTime
-            waitTime &+= o.waitTime
-        }
-    }
-
-    static func byDatabase(_ s: ConsoleSnapshot) -> [(String, DatabaseTotals)] {
-        var out: [String: DatabaseTotals] = [:]
-        for p in s.stats.pools {
-            out[p.database, default: DatabaseTotals()].add(
-                DatabaseTotals(
-                    xacts: p.totalXactCount, queries: p.totalQueryCount, received: p.totalReceived, sent: p.totalSent,
-                    xactTime: p.totalXactTimeUs, queryTime: p.totalQueryTimeUs, waitTime: p.totalWaitTimeUs))
-        }
-        return out.sorted { $0.key < $1.key }
-    }
-
-    /// Averages as pool64 computes them: rates per second over the process's uptime, and times per transaction or
-    /// query (PgBouncer averages over its last 15-second stats period, which pool64 does not keep).
-    static func averages(_ t: DatabaseTotals, uptime: Double) -> [String] {
-        let secs = max(uptime, 1)
-        func rate(_ v: UInt64) -> String { "\(UInt64(Double(v) / secs))" }
-        func per(_ v: UInt64, _ n: UInt64) -> String { n == 0 ? "0" : "\(v / n)" }
-        return [
-            rate(t.xacts), rate(t.queries), rate(t.received), rate(t.sent), per(t.xactTime, t.xacts),
-            per(t.queryTime, t.queries), per(t.waitTime, max(t.xacts, 1)),
-        ]
-    }
-
-    static func totalsRow(_ t: DatabaseTotals) -> [String] {
-        ["\(t.xacts)", "\(t.queries)", "\(t.received)", "\(t.sent)", "\(t.xactTime)", "\(t.queryTime)", "\(t.waitTime)"]
-    }
-
-    static func stats(_ s: ConsoleSnapshot) -> ConsoleResult {
-        let names = [
-            "total_xact_count", "total_query_count", "total_received", "total_sent", "total_xact_time",
-            "total_query_time", "total_wait_time", "avg_xact_count", "avg_query_count", "avg_recv", "avg_sent",
-            "avg_xact_time", "avg_query_time", "avg_wait_time",
-        ]
-        // total_requests is PgBouncer's name before 1.8 (= total_query_count); exporters of that age read it.
-        return ConsoleResult(
-            columns: [("database", .text)] + names.map { ($0, .int8) } + [("total_requests", .int8)],
-            rows: byDatabase(s).map { db, t in
-                [db] + totalsRow(t) + averages(t, uptime: s.stats.process.uptimeSeconds) + ["\(t.queries)"]
-            })
-    }
-
-    static let totalsColumns = [
-        "xact_count", "query_count", "bytes_received", "bytes_sent", "xact_time", "query_time", "wait_time",
-    ]
-
-    static func statsTotals(_ s: ConsoleSnapshot) -> ConsoleResult {
-        ConsoleResult(
-            columns: [("database", .text)] + totalsColumns.map { ($0, .int8) },
-            rows: byDatabase(s).map { db, t in [db] + totalsRow(t) })
-    }
-
-    static func statsAverages(_ s: ConsoleSnapshot) -> ConsoleResult {
-        ConsoleResult(
-            columns: [("database", .text)] + totalsColumns.map { ($0, .int8) },
-            rows: byDatabase(s).map { db, t in [db] + averages(t, uptime: s.stats.process.uptimeSeconds) })
-    }
-
-    static func totals(_ s: ConsoleSnapshot) -> ConsoleResult {
-        var all = DatabaseTotals()
-        for (_, t) in byDatabase(s) { all.add(t) }
-        let values = totalsRow(all) + averages(all, uptime: s.stats.process.uptimeSeconds)
-        let names = totalsColumns.map { "total_\($0)" } + totalsColumns.map { "avg_\($0)" }
-        return ConsoleResult(
-            columns: [("name", .text), ("value", .int8)], rows: zip(names, values).map { [$0, $1] })
     }
 
     static func time(_ epoch: Double) -> String {
@@ -172,13 +92,15 @@ public enum ConsoleViews {
     }
 
     /// SHOW CLIENTS and SHOW SERVERS share PgBouncer's columns; `ptr` and `link` are pool64's ids (no pointers).
+    /// After 1.18's 18 columns: current PgBouncer's `prepared_statements`, `id` and `replication` (always `none`:
+    /// pool64 does not pool replication connections).
     static func connections(_ s: ConsoleSnapshot, clients: Bool) -> ConsoleResult {
         var columns: [(String, T)] = [
             ("type", .text), ("user", .text), ("database", .text), ("state", .text), ("addr", .text), ("port", .int4),
             ("local_addr", .text), ("local_port", .int4), ("connect_time", .text), ("request_time", .text),
             ("wait", .int4), ("wait_us", .int4), ("close_needed", .int4), ("ptr", .text), ("link", .text),
             ("remote_pid", .int4), ("tls", .text), ("application_name", .text), ("prepared_statements", .int4),
-            ("id", .int8),
+            ("id", .int8), ("replication", .text),
         ]
         if clients {
             columns.append(("pinned", .int4))
@@ -189,7 +111,7 @@ public enum ConsoleViews {
                         "C", c.user, c.database, c.state, c.address, "\(c.port)", c.localAddress, "\(c.localPort)",
                         time(c.connectTime), time(c.requestTime), "\(c.waitMicros / 1_000_000)",
                         "\(c.waitMicros % 1_000_000)", "0", "c\(c.id)", c.serverID.map { "s\($0)" }, "0", c.tls,
-                        c.applicationName, "\(c.preparedStatements)", "\(c.id)", c.pinned ? "1" : "0",
+                        c.applicationName, "\(c.preparedStatements)", "\(c.id)", "none", c.pinned ? "1" : "0",
                     ]
                 })
         }
@@ -201,31 +123,50 @@ public enum ConsoleViews {
                     "S", v.user, v.database, v.state, v.address, "\(v.port)", v.localAddress, "\(v.localPort)",
                     time(v.connectTime), time(v.requestTime), "0", "0", v.closeNeeded ? "1" : "0", "s\(v.id)",
                     v.clientID.map { "c\($0)" }, "\(v.remotePID)", v.tls, v.applicationName,
-                    "\(v.preparedStatements)", "\(v.id)", v.route,
+                    "\(v.preparedStatements)", "\(v.id)", "none", v.route,
                 ]
             })
     }
 
+    /// After 1.18's columns, current PgBouncer's: `reserve_pool_size` (its new name for `reserve_pool`, which stays
+    /// for 1.18 readers), `server_lifetime`, `load_balance_hosts`, `max_client_connections`,
+    /// `current_client_connections`.
     static func databases(_ s: ConsoleSnapshot) -> ConsoleResult {
-        ConsoleResult(
+        var clients: [String: Int] = [:]
+        for c in s.clients { clients[c.database, default: 0] += 1 }
+        let lifetime = s.config.first { $0.key == "server-lifetime" || $0.key == "server_lifetime" }?.value
+        return ConsoleResult(
             columns: [
                 ("name", .text), ("host", .text), ("port", .int4), ("database", .text), ("force_user", .text),
                 ("pool_size", .int4), ("min_pool_size", .int4), ("reserve_pool", .int4), ("pool_mode", .text),
                 ("max_connections", .int4), ("current_connections", .int4), ("paused", .int4), ("disabled", .int4),
+                ("reserve_pool_size", .int4), ("server_lifetime", .int4), ("load_balance_hosts", .text),
+                ("max_client_connections", .int4), ("current_client_connections", .int4),
             ],
             rows: s.databases.map { d in
                 [
                     d.name, d.host, "\(d.port)", d.serverDatabase, nil, "\(d.poolSize)", "\(d.minPoolSize)", "0",
-                    d.poolMode, "0", "\(d.currentConnections)", d.paused ? "1" : "0", d.disabled ? "1" : "0",
+                    d.poolMode, "0", "\(d.currentConnections)", d.paused ? "1" : "0", d.disabled ? "1" : "0", "0",
+                    lifetime.flatMap { Double($0) }.map { "\(Int($0))" } ?? "0", nil, "0", "\(clients[d.name] ?? 0)",
                 ]
             })
     }
 
+    /// After 1.18's `name`, `pool_mode` (NULL: no per-user override), current PgBouncer's per-user columns: the
+    /// overrides pool64 does not have are NULL, the limits 0 (unlimited), the counts real.
     static func users(_ s: ConsoleSnapshot) -> ConsoleResult {
-        let names = Set(s.stats.pools.map(\.user)).sorted()
+        var servers: [String: Int] = [:]
+        var clients: [String: Int] = [:]
+        for v in s.servers { servers[v.user, default: 0] += 1 }
+        for c in s.clients { clients[c.user, default: 0] += 1 }
+        let names = Set(s.stats.pools.map(\.user)).union(clients.keys).sorted()
         return ConsoleResult(
-            columns: [("name", .text), ("pool_mode", .text)],
-            rows: names.map { [$0, nil] })
+            columns: [
+                ("name", .text), ("pool_mode", .text), ("pool_size", .int4), ("reserve_pool_size", .int4),
+                ("max_user_connections", .int4), ("current_connections", .int4),
+                ("max_user_client_connections", .int4), ("current_client_connections", .int4),
+            ],
+            rows: names.map { [$0, nil, nil, nil, "0", "\(servers[$0] ?? 0)", "0", "\(clients[$0] ?? 0)"] })
     }
 
     static func config(_ s: ConsoleSnapshot) -> ConsoleResult {
@@ -257,9 +198,12 @@ public enum ConsoleViews {
     static func mem(_ s: ConsoleSnapshot) -> ConsoleResult {
         // PgBouncer lists its slab caches; pool64 has none. The rows name the same objects with pool64's measured
         // per-object cost (docs/PERFORMANCE.md: ~0.9 KiB per idle client) as size, so totals are estimates.
+        // PgBouncer 1.18's caches, in its order; iobuf_cache counts the connections that hold a buffer.
+        let users = Set(s.stats.pools.map(\.user)).count
         let rows: [(String, Int, Int)] = [
-            ("client_cache", 900, s.clients.count), ("server_cache", 4096, s.servers.count),
-            ("pool_cache", 2048, s.stats.pools.count), ("db_cache", 256, s.databases.count),
+            ("user_cache", 256, users), ("db_cache", 256, s.databases.count),
+            ("pool_cache", 2048, s.stats.pools.count), ("server_cache", 4096, s.servers.count),
+            ("client_cache", 900, s.clients.count), ("iobuf_cache", 0, 0),
         ]
         return ConsoleResult(
             columns: [("name", .text), ("size", .int4), ("used", .int4), ("free", .int4), ("memtotal", .int4)],

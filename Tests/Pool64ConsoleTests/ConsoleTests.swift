@@ -21,22 +21,31 @@ import Testing
         #expect(commands("SHUTDOWN") == [.control(.shutdown(.immediate))])
         #expect(commands("SET pool_size = '7'") == [.control(.set(key: "pool_size", value: "7"))])
         #expect(commands("set log_level = 'it''s'") == [.control(.set(key: "log_level", value: "it's"))])
+        #expect(commands("SET pool_mode TO session") == [.control(.set(key: "pool_mode", value: "session"))])
+        #expect(commands("SHOW \"pools\"") == [.show("POOLS")])
+        #expect(commands("show lists;") == [.show("LISTS")])
         #expect(commands("") == [])
+        #expect(commands(" ; ;; ") == [])
     }
 
     @Test func badCommandsAreErrorsNamingThem() {
-        let r = ConsoleParser.parse("FROBNICATE the pool")
-        guard case .failure(let e) = r.first else {
-            Issue.record("expected an error")
+        let r = ConsoleParser.parse("SHOW POOLS;  FROBNICATE the pool ; SHOW LISTS")
+        guard r.count == 3, case .failure(let e) = r[1] else {
+            Issue.record("expected an error in the middle: \(r)")
             return
         }
-        #expect(e.sqlstate == "08P01")
-        #expect(e.message.contains("FROBNICATE"))
+        // PgBouncer 1.18's wording and SQLSTATE, quoting the statement.
+        #expect(e == ConsoleError("08P01", "invalid command 'FROBNICATE the pool', use SHOW HELP;"))
+        #expect(ConsoleParser.parse("KILL") == [.failure(ConsoleError("08P01", "a database is required"))])
+        #expect(ConsoleParser.parse("KILL_CLIENT x") == [.failure(.invalidCommand("KILL_CLIENT x"))])
         #expect(commands("KILL_CLIENT x") == [nil])
         #expect(commands("KILL") == [nil])
         #expect(commands("SHOW") == [nil])
         #expect(commands("SET pool_size") == [nil])
+        #expect(commands("resume 'appdb'") == [nil])
         #expect(ConsoleParser.parse(String(repeating: "x", count: 70_000)).count == 1)
+        // Long input is linear: 60 KiB of statements parse quickly.
+        #expect(ConsoleParser.parse(String(repeating: "show pools;", count: 5_000)).count == 5_000)
     }
 }
 
@@ -95,7 +104,27 @@ final class FakeBackend: ConsoleBackend {
                 resolver: .init(policy: "ipv6-first", nat64Prefix: "64:ff9b::/96", nat64Source: "configured", cache: [],
                                 attemptsByFamily: [:], failuresByFamily: [:]),
                 totals: .init()),
-            clients: [], servers: [], databases: [], config: [], startedAt: Date(), takenAt: Date())
+            clients: [
+                ClientInfo(
+                    id: 7, user: "app", database: "appdb", state: "active", address: "::1", port: 50000,
+                    localAddress: "::1", localPort: 6432, connectTime: 1_000, requestTime: 1_005, waitMicros: 2_500_000,
+                    serverID: 3, tls: "", applicationName: "psql", preparedStatements: 1, pinned: false)
+            ],
+            servers: [
+                ServerInfo(
+                    id: 3, user: "app", database: "appdb", state: "active", address: "::1", port: 5432,
+                    localAddress: "::1", localPort: 40000, connectTime: 1_000, requestTime: 1_005, clientID: 7,
+                    remotePID: 4242, tls: "", applicationName: "psql", preparedStatements: 1, closeNeeded: false,
+                    route: "ipv6")
+            ],
+            databases: [
+                DatabaseInfo(
+                    name: "appdb", host: "db.example", port: 5432, serverDatabase: "appdb", poolSize: 20,
+                    minPoolSize: 0, poolMode: "transaction", currentConnections: 1, paused: false, disabled: false)
+            ],
+            config: [ConfigEntry(key: "server-lifetime", value: "3600", defaultValue: "3600", changeable: true)],
+            startedAt: Date(timeIntervalSince1970: 1_000),
+            takenAt: Date(timeIntervalSince1970: 1_010))
     }
 
     func snapshot() async -> ConsoleSnapshot { snap }
@@ -111,7 +140,8 @@ final class FakeBackend: ConsoleBackend {
     let stats = ConsoleSessionInfo(user: "s", client: "127.0.0.1:2", isAdmin: false)
 
     func run(_ q: String, _ s: ConsoleSessionInfo, _ backend: FakeBackend = FakeBackend()) async -> [UInt8] {
-        let engine = ConsoleEngine(backend: backend, version: "pool64 test", logger: Logger(label: "t"))
+        let engine = ConsoleEngine(
+            backend: backend, version: "pool64 test", logger: Logger(label: "t"), window: StatsWindow())
         return messages(await engine.execute(q, session: s)).map(\.0)
     }
 
@@ -139,6 +169,8 @@ final class FakeBackend: ConsoleBackend {
         let backend = FakeBackend()
         #expect(await run("SHOW POOLS", stats, backend) == Array("TDCZ".utf8))
         #expect(await run("PAUSE", stats, backend) == Array("EZ".utf8))
+        #expect(await run("SHOW HELP; RELOAD", stats, backend) == Array("NCEZ".utf8))
+        #expect(await run("SET client_encoding = 'UTF8'", stats, backend) == Array("NCZ".utf8))
         #expect(backend.commands.withLock { $0 }.isEmpty)
         #expect(await run("PAUSE", admin, backend) == Array("CZ".utf8))
         #expect(backend.commands.withLock { $0 } == [.pause(database: nil)])
