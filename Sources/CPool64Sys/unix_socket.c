@@ -7,25 +7,21 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static int unix_address(const char *path, struct sockaddr_un *sa, socklen_t *len) {
+// A Unix stream socket bound (listen) or connected to `path`: the descriptor or -errno.
+static int unix_socket(const char *path, int listening, int backlog) {
     size_t n = strlen(path);
+    struct sockaddr_un sa;
     if (n == 0) return -EINVAL;
-    if (n >= sizeof sa->sun_path) return -ENAMETOOLONG;
-    memset(sa, 0, sizeof *sa);
-    sa->sun_family = AF_UNIX;
-    memcpy(sa->sun_path, path, n);
-    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
-    return 0;
-}
-
-int cpool64_unix_listen(const char *path, int backlog) {
-    struct sockaddr_un sa;
-    socklen_t len;
-    int r = unix_address(path, &sa, &len);
-    if (r != 0) return r;
+    if (n >= sizeof sa.sun_path) return -ENAMETOOLONG;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, n);
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
-    if (bind(fd, (struct sockaddr *)&sa, len) != 0 || listen(fd, backlog) != 0) {
+    int failed = listening ? (bind(fd, (struct sockaddr *)&sa, len) != 0 || listen(fd, backlog) != 0)
+                           : connect(fd, (struct sockaddr *)&sa, len) != 0;
+    if (failed) {
         int e = errno;
         close(fd);
         return -e;
@@ -33,20 +29,9 @@ int cpool64_unix_listen(const char *path, int backlog) {
     return fd;
 }
 
-int cpool64_unix_connect(const char *path) {
-    struct sockaddr_un sa;
-    socklen_t len;
-    int r = unix_address(path, &sa, &len);
-    if (r != 0) return r;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -errno;
-    if (connect(fd, (struct sockaddr *)&sa, len) != 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    return fd;
-}
+int cpool64_unix_listen(const char *path, int backlog) { return unix_socket(path, 1, backlog); }
+
+int cpool64_unix_connect(const char *path) { return unix_socket(path, 0, 0); }
 
 long cpool64_send_fds(int sock, const int *fds, int nfds, const void *buf, unsigned long len) {
     if (nfds < 0 || nfds > CPOOL64_MAX_PASSED_FDS || len == 0) return -EINVAL;

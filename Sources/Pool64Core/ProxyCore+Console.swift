@@ -2,6 +2,7 @@ import CPool64Sys
 import Foundation
 import Glibc
 import NIOCore
+import Pool64Resolver
 import Pool64Stats
 import Pool64Wire
 
@@ -252,7 +253,5 @@ func socketAddress(_ fd: Int32, peer: Bool) -> (String, Int) {
     var port: Int32 = 0
     let r = peer ? cpool64_peer_address(fd, &host, 64, &port) : cpool64_local_address(fd, &host, 64, &port)
     guard r == 0 else { return ("", 0) }
-    var text = String(cString: host)
-    if text.lowercased().hasPrefix("::ffff:"), text.contains(".") { text = String(text.dropFirst(7)) }
-    return (text, Int(port))
+    return (ListenAddress.unmapped(String(cString: host)), Int(port))
 }

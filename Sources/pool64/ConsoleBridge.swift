@@ -28,16 +28,9 @@ struct ConsoleBridge: AdminConsole, ConsoleBackend {
         }
     }
 
+    /// The same snapshot (and fallback while the loop is gone) as the admin server's paged views.
     func snapshot() async -> ConsoleSnapshot {
-        if let s = try? await proxy.consoleSnapshot(resolver: planner.snapshot()).get() { return s }
-        // The loop is gone (shutting down): an empty view rather than a hang.
-        let stats = StatsSnapshot(
-            process: .init(
-                version: pool64Version, project: "", uptimeSeconds: 0, listeners: [], adminListeners: [],
-                draining: true, poolMode: ""),
-            pools: [], resolver: planner.snapshot(), totals: .init())
-        return ConsoleSnapshot(
-            stats: stats, clients: [], servers: [], databases: [], config: [], startedAt: Date(), takenAt: Date())
+        await CoreAdminProvider(proxy: proxy, planner: planner).consoleSnapshot()
     }
 
     func control(_ command: ControlCommand, by session: ConsoleSessionInfo) async -> ControlOutcome {

@@ -158,9 +158,7 @@ public struct PeerAddress: Sendable, CustomStringConvertible {
         var r = raw
         var host = [CChar](repeating: 0, count: 64)
         cpool64_peer_text(&r, &host, 64)
-        var text = String(cString: host)
-        if text.lowercased().hasPrefix("::ffff:"), text.contains(".") { text = String(text.dropFirst(7)) }
-        return (text, Int(raw.port))
+        return (ListenAddress.unmapped(String(cString: host)), Int(raw.port))
     }
 
     /// `a.b.c.d:port` or `[v6]:port` (IPv4-mapped peers of a dual-stack socket shown as IPv4).
